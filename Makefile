@@ -1,0 +1,40 @@
+# The two commands of the README are `make demo` and `make test`; both set up first.
+SHELL := /bin/bash
+VENV := .venv
+ETL := $(VENV)/bin/etl
+CONFIG ?= conf/demo.yaml
+
+# Python workers must run the venv's interpreter (pandas UDFs need pyarrow), and Spark
+# binds to loopback. Local-stack S3 credentials, only where the environment has none.
+export PYSPARK_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export SPARK_LOCAL_IP := 127.0.0.1
+export AWS_ACCESS_KEY_ID ?= etl-local
+export AWS_SECRET_ACCESS_KEY ?= etl-local-secret
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: setup stack-up stack-down test lint demo clean
+
+setup:
+	@bash scripts/setup.sh
+
+stack-up: setup
+	$(ETL) --config $(CONFIG) stack up
+
+stack-down:
+	$(ETL) --config $(CONFIG) stack down
+
+lint: setup
+	$(VENV)/bin/ruff check etl jobs tests
+	$(VENV)/bin/ruff format --check etl jobs tests
+
+test: setup
+	$(ETL) --config conf/demo.yaml stack up
+	$(VENV)/bin/ruff check etl jobs tests
+	$(VENV)/bin/python -m pytest -q
+
+demo: setup
+	bash scripts/demo.sh $(CONFIG)
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build *.egg-info spark-warehouse

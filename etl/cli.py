@@ -1,0 +1,160 @@
+"""The ``etl`` console script (shared/contracts/cli.md).
+
+Entry points only parse arguments, load the config, bootstrap and call one
+step; errors become one line on stderr and an exit status:
+
+* 0: the command did its work (rejected files are data, not failures);
+* 1: it could not work (a service is unreachable, a step failed);
+* 2: bad usage or a bad config file;
+* 3: the command is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from etl import __version__
+from etl.bootstrap import Context, bootstrap
+from etl.config import ConfigError, load_config
+
+log = logging.getLogger("etl")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_IMPLEMENTED = 0, 1, 2, 3
+
+PIPELINE_STEPS = ("discover", "preprocess", "train", "infer", "export", "run")
+
+
+class NotImplementedYetError(RuntimeError):
+    """A command of the contract whose step a later issue builds."""
+
+
+def _not_implemented(name: str) -> Callable[[Context, argparse.Namespace], int]:
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        raise NotImplementedYetError(f"etl {name}: not implemented yet")
+
+    return handler
+
+
+def _cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.state.status import read_status
+
+    status = read_status(ctx.state_engine)
+    if args.json:
+        json.dump(status, sys.stdout, indent=None, default=str)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    counts: dict[str, int] = {}
+    for batch in status["batches"]:
+        counts[batch["status"]] = counts.get(batch["status"], 0) + 1
+    print(f"pipeline {ctx.config.pipeline.name}: {len(status['batches'])} batches")
+    for state, count in sorted(counts.items()):
+        print(f"  {state:<13} {count}")
+    for key in ("models", "inference_runs", "exports"):
+        print(f"{key.replace('_', ' ')}: {len(status[key])}")
+    return EXIT_OK
+
+
+def _cmd_stack(ctx: Context, args: argparse.Namespace) -> int:
+    from etl import stack
+
+    services = stack.build_stack(ctx.config)
+    if args.action == "up":
+        for line in stack.up(services):
+            print(line)
+        return EXIT_OK
+    if args.action == "down":
+        for line in stack.down(services):
+            print(line)
+        return EXIT_OK
+    rows = stack.status(services)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            pid = row["pid"] if row["pid"] is not None else "-"
+            print(f"{row['service']:<9} 127.0.0.1:{row['port']:<6} pid {pid!s:<8} {row['state']}")
+    return EXIT_OK if all(row["state"] == "ready" for row in rows) else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every command of the contract is present."""
+    parser = argparse.ArgumentParser(
+        prog="etl", description="Activity and cycle analytics for surface-mining machines."
+    )
+    parser.add_argument("--config", required=True, help="pipeline YAML file")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    helps = {
+        "discover": "read the batch catalog, register new raw files in the state store",
+        "preprocess": "validate + resample registered files into StateVectors",
+        "train": "train and register a model when enough data is available",
+        "infer": "score new StateVectors with the current model",
+        "export": "write activities and cycles to the results database",
+        "run": "one recurring tick: all of the above, in order",
+    }
+    for name in PIPELINE_STEPS:
+        commands.add_parser(name, help=helps[name]).set_defaults(handler=_not_implemented(name))
+
+    status = commands.add_parser("status", help="the state store (batches, models, runs, exports)")
+    status.add_argument("--json", action="store_true", help="as JSON (the contract's format)")
+    status.set_defaults(handler=_cmd_status)
+
+    reprocess = commands.add_parser("reprocess", help="reset files so they flow again")
+    reprocess.set_defaults(handler=_not_implemented("reprocess"))
+
+    simulate = commands.add_parser("simulate", help="write a simulated fleet's raw batches")
+    simulate.set_defaults(handler=_not_implemented("simulate"))
+
+    stack = commands.add_parser("stack", help="the local stack: PostgreSQL, Kafka, S3, MLflow")
+    stack.add_argument("action", choices=("up", "down", "status"))
+    stack.add_argument("--json", action="store_true", help="status as JSON")
+    stack.set_defaults(handler=_cmd_stack)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: SQLAlchemy and driver errors are long."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status is returned (and used by the console script)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for chatty in ("kafka", "botocore", "urllib3", "py4j"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"etl: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ctx = bootstrap(config)
+    try:
+        return int(args.handler(ctx, args))
+    except NotImplementedYetError as exc:
+        print(f"etl: {exc}", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    except Exception as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"etl {args.command}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

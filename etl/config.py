@@ -1,0 +1,310 @@
+"""Typed pipeline configuration, validated once at load.
+
+The YAML file is the one thing an operator edits, so every mistake in it must
+surface at load time as one line that names the offending key, never as a
+stack trace halfway through a Spark job. Keys fixed by
+``shared/contracts/cli.md`` are here verbatim; everything else has a default so
+that the contract's minimal file is a complete configuration.
+
+Secrets never live in the file: ``${VAR}`` and ``${VAR:-default}`` references
+are expanded from the environment before validation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MachineType = Literal["dumper", "excavator", "wheel_loader"]
+
+ACTIVITIES: dict[str, tuple[str, ...]] = {
+    "dumper": ("idle", "queuing", "loading", "hauling", "dumping", "returning"),
+    "excavator": ("idle", "digging", "swinging_loaded", "dumping", "swinging_empty", "traveling"),
+    "wheel_loader": ("idle", "loading", "carrying", "dumping", "returning"),
+}
+"""The activity taxonomy per machine type (shared/contracts/raw-data.md)."""
+
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_URL_SCHEMES = ("file", "s3a", "s3")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message is one line naming the key."""
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineConfig(_Section):
+    """Identity of the pipeline; every output lives under ``name``."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    start_date: date | None = None
+    """Raw batches before this date are ignored (None: take everything)."""
+
+
+class Asset(_Section):
+    """One machine the pipeline analyses."""
+
+    uuid: str
+    type: MachineType
+
+    @field_validator("uuid")
+    @classmethod
+    def _canonical_uuid(cls, value: str) -> str:
+        """Raw keys use lowercase canonical UUIDs; accept any case, store lowercase."""
+        lowered = value.strip().lower()
+        if not _UUID_RE.match(lowered):
+            raise ValueError(f"not a canonical UUID: {value!r}")
+        return lowered
+
+
+def _check_url(value: str) -> str:
+    scheme = urlparse(value).scheme
+    if scheme not in _URL_SCHEMES:
+        raise ValueError(f"URL scheme must be one of {', '.join(_URL_SCHEMES)}: {value!r}")
+    return value.rstrip("/")
+
+
+class S3Config(_Section):
+    """How to reach an S3-compatible server; credentials come from AWS_* variables."""
+
+    endpoint_url: str | None = None
+    """None for AWS itself; ``http://127.0.0.1:9000`` for a local server."""
+    region: str = "us-east-1"
+    path_style_access: bool = True
+
+
+class StorageConfig(_Section):
+    """Where raw batches are read and outputs are written."""
+
+    raw_url: str
+    processed_url: str
+    labels_url: str | None = None
+    """Ground-truth activity labels (parquet); None when there are none."""
+    s3: S3Config = S3Config()
+
+    @field_validator("raw_url", "processed_url", "labels_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+
+class KafkaConfig(_Section):
+    """The Kafka topic that announces raw batches."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "raw-batches"
+    group_id: str | None = None
+    """Consumer group; defaults to ``etl-{pipeline.name}``."""
+
+
+class CatalogConfig(_Section):
+    """How new raw batches are discovered."""
+
+    kind: Literal["listing", "kafka"] = "listing"
+    kafka: KafkaConfig = KafkaConfig()
+
+
+class StateConfig(_Section):
+    """The state store: any SQLAlchemy URL (PostgreSQL in production, SQLite embedded)."""
+
+    url: str
+
+
+class ResultsConfig(_Section):
+    """The external results database that the postprocessor loads."""
+
+    url: str | None = None
+    """SQLAlchemy URL of the external PostgreSQL; None disables the export."""
+    db_schema: str = Field("mining_insights", alias="schema")
+
+
+class MlflowConfig(_Section):
+    """MLflow tracking; None keeps runs in a local store under processed_url."""
+
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+
+class PreprocessConfig(_Section):
+    """Validation and resampling parameters and thresholds."""
+
+    max_gap_s: Annotated[float, Field(gt=0)] = 10
+    min_valid_epoch_s: float = 946_684_800.0
+    """Timestamps before this (2000-01-01) are an implausible clock."""
+    max_future_s: Annotated[float, Field(ge=0)] = 86_400.0
+    """Timestamps more than this ahead of now are an implausible clock."""
+    max_speed_mps: Annotated[float, Field(gt=0)] = 30.0
+    max_jump_m: Annotated[float, Field(gt=0)] = 50.0
+    """A GPS fix this far from where its neighbours put it is a multipath jump."""
+
+
+class ModelParams(_Section):
+    """Hyper-parameters of the activity classifier."""
+
+    kind: Literal["random_forest", "gbt"] = "random_forest"
+    num_trees: Annotated[int, Field(ge=1)] = 60
+    max_depth: Annotated[int, Field(ge=1, le=30)] = 12
+    min_segment_s: Annotated[int, Field(ge=1)] = 5
+    seed: int = 42
+
+
+class TrainingConfig(_Section):
+    """When and how models are trained."""
+
+    min_days: Annotated[float, Field(gt=0)] = 14
+    holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    model: ModelParams = ModelParams()
+
+
+class SparkConfig(_Section):
+    """What the code must set; cluster tuning lives in spark-defaults.conf."""
+
+    master: str | None = None
+    """None lets spark-submit decide; ``local[2]`` for the local runs."""
+    app_name: str = "fleet-etl"
+
+
+class StackConfig(_Section):
+    """The local stack (``etl stack up``): loopback ports and where its data lives."""
+
+    data_dir: str = ".stack"
+    postgres_port: Annotated[int, Field(gt=0, lt=65536)] = 55432
+    kafka_port: Annotated[int, Field(gt=0, lt=65536)] = 59092
+    kafka_controller_port: Annotated[int, Field(gt=0, lt=65536)] = 59093
+    s3_port: Annotated[int, Field(gt=0, lt=65536)] = 59000
+    mlflow_port: Annotated[int, Field(gt=0, lt=65536)] = 55000
+    postgres_user: str = "etl"
+    postgres_password: str = "etl"
+    databases: tuple[str, ...] = ("etl_state", "mining_results", "mlflow")
+    buckets: tuple[str, ...] = ()
+    """Buckets to create besides those of the storage URLs."""
+    mlflow_artifacts_url: str = "s3://etl-mlflow/artifacts"
+
+
+class Config(_Section):
+    """The whole pipeline configuration."""
+
+    pipeline: PipelineConfig
+    assets: Annotated[list[Asset], Field(min_length=1)]
+    storage: StorageConfig
+    catalog: CatalogConfig = CatalogConfig()
+    state: StateConfig
+    results: ResultsConfig = ResultsConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    training: TrainingConfig = TrainingConfig()
+    spark: SparkConfig = SparkConfig()
+    stack: StackConfig = StackConfig()
+
+    @field_validator("assets")
+    @classmethod
+    def _unique_assets(cls, assets: list[Asset]) -> list[Asset]:
+        seen: set[str] = set()
+        for asset in assets:
+            if asset.uuid in seen:
+                raise ValueError(f"asset {asset.uuid} is listed twice")
+            seen.add(asset.uuid)
+        return assets
+
+    @property
+    def output_url(self) -> str:
+        """``{processed_url}/{pipeline.name}``: the prefix of everything we write."""
+        return f"{self.storage.processed_url}/{self.pipeline.name}"
+
+    def asset_types(self) -> dict[str, MachineType]:
+        """Machine type per asset UUID."""
+        return {asset.uuid: asset.type for asset in self.assets}
+
+
+def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` with values from the environment.
+
+    Raises:
+        ConfigError: a referenced variable is unset and has no default.
+
+    """
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set (referenced as ${{{name}}})")
+
+    return _ENV_REF.sub(substitute, text)
+
+
+def _expand_tree(node: Any, environ: dict[str, str] | None) -> Any:
+    """Expand references in every string of the parsed YAML (not in comments)."""
+    if isinstance(node, str):
+        return expand_env(node, environ)
+    if isinstance(node, dict):
+        return {key: _expand_tree(value, environ) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_expand_tree(value, environ) for value in node]
+    return node
+
+
+def _one_line(error: ValidationError) -> str:
+    """The first validation error as ``key.path: message`` (plus a count of the others)."""
+    errors = error.errors()
+    first = errors[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{key}: {message}{more}"
+
+
+def parse_config(data: Any, environ: dict[str, str] | None = None) -> Config:
+    """Validate an already-parsed YAML document.
+
+    Raises:
+        ConfigError: with one line naming the key at fault.
+
+    """
+    if not isinstance(data, dict):
+        raise ConfigError("<root>: the configuration must be a YAML mapping")
+    try:
+        return Config.model_validate(_expand_tree(data, environ))
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read, expand and validate a YAML configuration file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or invalid; one line.
+
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file} is not valid YAML{where}") from None
+    return parse_config(data, environ)

@@ -1,0 +1,115 @@
+"""The SparkSession factory: builder in, builder out.
+
+Every job, the CLI and the tests get their session from here, so that the same
+code reads and writes parquet and Delta on ``file://`` and ``s3a://``. Tuning
+comes from ``spark-defaults.conf``; code adds only what correctness needs: our
+pinned jars (never resolved at start-up), Delta's extensions, UTC, and the S3A
+endpoint. Credentials come only from the environment (AWS_* variables, read by
+the S3A default provider chain), never from the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from etl.config import Config, S3Config
+from etl.paths import jars_dir, spark_defaults_file
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+S3A_FS = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+
+
+class SparkSetupError(RuntimeError):
+    """The session cannot be configured (missing jars, unreadable defaults)."""
+
+
+def read_spark_defaults(path: Path) -> dict[str, str]:
+    """Parse a spark-defaults.conf: ``key value`` lines, ``#`` comments."""
+    conf: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        conf[key] = value.strip()
+    return conf
+
+
+def pinned_jars(folder: Path | None = None) -> list[str]:
+    """The jars Maven resolved for Spark (``make setup``), as absolute paths."""
+    folder = folder or jars_dir("spark")
+    jars = sorted(str(path.resolve()) for path in folder.glob("*.jar"))
+    if not any("delta-spark" in jar for jar in jars):
+        raise SparkSetupError(f"no Delta jar in {folder}: run `make setup`")
+    return jars
+
+
+def s3a_conf(s3: S3Config) -> dict[str, str]:
+    """Hadoop S3A settings for an endpoint; ``s3://`` URLs go through S3A too."""
+    conf = {
+        "spark.hadoop.fs.s3a.impl": S3A_FS,
+        "spark.hadoop.fs.s3.impl": S3A_FS,
+        "spark.hadoop.fs.s3a.endpoint.region": s3.region,
+        "spark.hadoop.fs.s3a.path.style.access": str(s3.path_style_access).lower(),
+    }
+    if s3.endpoint_url:
+        conf["spark.hadoop.fs.s3a.endpoint"] = s3.endpoint_url
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(
+            s3.endpoint_url.startswith("https")
+        ).lower()
+    return conf
+
+
+def session_conf(
+    *,
+    s3: S3Config | None = None,
+    defaults: Path | None = None,
+    jars: list[str] | None = None,
+) -> dict[str, str]:
+    """Everything the factory sets: the defaults file, then what correctness needs."""
+    defaults = defaults or spark_defaults_file()
+    conf = read_spark_defaults(defaults) if defaults.exists() else {}
+    conf.update(DELTA_CONF)
+    conf["spark.sql.session.timeZone"] = "UTC"
+    conf["spark.jars"] = ",".join(jars if jars is not None else pinned_jars())
+    conf["spark.pyspark.python"] = os.environ.get("PYSPARK_PYTHON", sys.executable)
+    conf.update(s3a_conf(s3 or S3Config()))
+    return conf
+
+
+def configure(
+    builder: SparkSession.Builder,
+    *,
+    s3: S3Config | None = None,
+    defaults: Path | None = None,
+    jars: list[str] | None = None,
+) -> SparkSession.Builder:
+    """Add our settings to a builder and return it (callers may add more after).
+
+    Also makes Python workers use this interpreter (without it pandas UDFs fail
+    with "No module named pyarrow") and keeps local Spark on loopback.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    for key, value in session_conf(s3=s3, defaults=defaults, jars=jars).items():
+        builder = builder.config(key, value)
+    return builder
+
+
+def build_session(config: Config) -> SparkSession:
+    """The session for a pipeline run, as the config describes it."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(f"{config.spark.app_name}-{config.pipeline.name}")
+    if config.spark.master:
+        builder = builder.master(config.spark.master)
+    return configure(builder, s3=config.storage.s3).getOrCreate()

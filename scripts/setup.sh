@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# make setup: everything this repository needs on a fresh Debian machine, idempotent.
+#   1. .venv with the exact pins of requirements.lock, and this package (.venv/bin/etl)
+#   2. the JVM jars of jvm/*/pom.xml, resolved by Maven into jars/ (ignored)
+#   3. Debian's PostgreSQL server, when missing
+# Each step is skipped when its inputs have not changed since it last succeeded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+stamp_dir=.venv/.stamps
+py=${PYTHON:-python3}
+
+say() { printf '[setup] %s\n' "$*"; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# 1. Python ---------------------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($py --version)"
+  "$py" -m venv .venv
+fi
+mkdir -p "$stamp_dir"
+want=$(hash_of requirements.lock pyproject.toml)
+if [ "$(cat "$stamp_dir/python" 2>/dev/null)" != "$want" ]; then
+  say "installing Python packages (pyspark builds from source once; pip caches the wheel)"
+  .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+  .venv/bin/python -m pip install --quiet -r requirements.lock
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+  echo "$want" > "$stamp_dir/python"
+else
+  say "Python packages up to date"
+fi
+
+# 2. JVM jars -------------------------------------------------------------------------
+for kind in spark kafka; do
+  want=$(hash_of "jvm/$kind/pom.xml")
+  if [ "$(cat "jars/$kind/.stamp" 2>/dev/null)" != "$want" ]; then
+    say "resolving jars/$kind with Maven (jvm/$kind/pom.xml)"
+    rm -rf "jars/$kind"
+    mkdir -p "jars/$kind"
+    mvn -q -B -f "jvm/$kind/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$root/jars/$kind"
+    echo "$want" > "jars/$kind/.stamp"
+  else
+    say "jars/$kind up to date"
+  fi
+done
+
+# 3. PostgreSQL server ----------------------------------------------------------------
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's postgresql"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    # Debian starts a cluster of its own on 5432; the stack runs its own, so stop it.
+    service postgresql stop >/dev/null 2>&1 || true
+  else
+    echo "[setup] PostgreSQL server missing: run 'sudo apt-get install postgresql'" >&2
+    exit 1
+  fi
+else
+  say "PostgreSQL server present ($(ls -d /usr/lib/postgresql/*/ | tail -1))"
+fi
+say "done"

@@ -1,0 +1,81 @@
+"""The session factory's sessions: Delta, UTC, pandas UDFs, parquet and Delta on file://."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+SCHEMA = StructType(
+    [
+        StructField("machine_uuid", StringType(), False),
+        StructField("ts", LongType(), False),
+        StructField("speed", DoubleType(), True),
+    ]
+)
+
+
+def sample(spark: SparkSession) -> DataFrame:
+    rows = [("a", 1767225600, 1.5), ("a", 1767225601, None), ("b", 1767225600, 7.25)]
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+def test_session_has_what_correctness_needs(spark: SparkSession) -> None:
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
+    assert "delta-spark_4.2_2.13-4.4.0.jar" in spark.conf.get("spark.jars")
+    assert spark.version == "4.2.0"
+    epoch = spark.range(1).select(F.from_unixtime(F.lit(0)).alias("t")).first()
+    assert epoch is not None and epoch["t"] == "1970-01-01 00:00:00"
+
+
+def test_parquet_round_trip_on_file(spark: SparkSession, tmp_path: Path) -> None:
+    df = sample(spark)
+    url = f"file://{tmp_path}/p"
+    df.write.parquet(url)
+    assert_df_equality(spark.read.parquet(url), df, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_delta_round_trip_on_file_with_history(spark: SparkSession, tmp_path: Path) -> None:
+    df = sample(spark)
+    url = f"file://{tmp_path}/d"
+    df.write.format("delta").partitionBy("machine_uuid").save(url)
+    df.where("machine_uuid = 'b'").write.format("delta").mode("append").save(url)
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(spark, url)
+    assert [row["version"] for row in table.history().select("version").collect()] == [1, 0]
+    first = spark.read.format("delta").option("versionAsOf", 0).load(url)
+    assert_df_equality(first, df, ignore_row_order=True, ignore_nullable=True)
+    assert spark.read.format("delta").load(url).where("machine_uuid = 'b'").count() == 2
+
+
+def test_pandas_udfs_run_in_the_venv(spark: SparkSession) -> None:
+    def per_machine(pdf: pd.DataFrame) -> pd.DataFrame:
+        import pyarrow  # the worker must have it: proves PYSPARK_PYTHON is the venv
+
+        return pd.DataFrame(
+            {
+                "machine_uuid": [pdf["machine_uuid"].iloc[0]],
+                "rows": [len(pdf)],
+                "arrow": [pyarrow.__version__],
+            }
+        )
+
+    out = (
+        sample(spark)
+        .groupBy("machine_uuid")
+        .applyInPandas(per_machine, "machine_uuid string, rows long, arrow string")
+        .orderBy("machine_uuid")
+        .collect()
+    )
+    import pyarrow
+
+    assert [(r["machine_uuid"], r["rows"], r["arrow"]) for r in out] == [
+        ("a", 2, pyarrow.__version__),
+        ("b", 1, pyarrow.__version__),
+    ]

@@ -1,0 +1,68 @@
+"""The session factory's settings, checked without starting a JVM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from etl.config import S3Config
+from etl.session import SparkSetupError, pinned_jars, read_spark_defaults, session_conf
+
+
+def test_correctness_settings_win_over_defaults_file(tmp_path: Path) -> None:
+    defaults = tmp_path / "spark-defaults.conf"
+    defaults.write_text(
+        "# comment\n\nspark.sql.shuffle.partitions   7\nspark.sql.session.timeZone Europe/Paris\n"
+    )
+    conf = session_conf(defaults=defaults, jars=["/j/a.jar", "/j/b.jar"])
+    assert conf["spark.sql.shuffle.partitions"] == "7"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.jars"] == "/j/a.jar,/j/b.jar"
+    assert "spark.jars.packages" not in conf
+
+
+def test_s3a_endpoint_settings() -> None:
+    conf = session_conf(
+        s3=S3Config(endpoint_url="http://127.0.0.1:9000", region="eu-west-1"),
+        defaults=Path("/nonexistent"),
+        jars=[],
+    )
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-1"
+    assert conf["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    assert not any("secret" in key or "access.key" in key for key in conf)
+
+
+def test_aws_itself_has_no_endpoint_override() -> None:
+    conf = session_conf(s3=S3Config(), defaults=Path("/nonexistent"), jars=[])
+    assert "spark.hadoop.fs.s3a.endpoint" not in conf
+
+
+def test_repository_defaults_file_parses() -> None:
+    from etl.paths import spark_defaults_file
+
+    conf = read_spark_defaults(spark_defaults_file())
+    assert conf["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
+
+
+def test_pinned_jars_come_from_maven_folder(tmp_path: Path) -> None:
+    with pytest.raises(SparkSetupError, match="make setup"):
+        pinned_jars(tmp_path)
+    (tmp_path / "delta-spark_4.2_2.13-4.4.0.jar").write_bytes(b"")
+    (tmp_path / "hadoop-aws-3.5.0.jar").write_bytes(b"")
+    assert [Path(j).name for j in pinned_jars(tmp_path)] == [
+        "delta-spark_4.2_2.13-4.4.0.jar",
+        "hadoop-aws-3.5.0.jar",
+    ]
+
+
+def test_repository_jars_are_resolved() -> None:
+    names = {Path(jar).name for jar in pinned_jars()}
+    assert "delta-spark_4.2_2.13-4.4.0.jar" in names
+    assert "hadoop-aws-3.5.0.jar" in names
+    assert any(name.startswith("postgresql-42.") for name in names)
+    assert any(name.startswith("bundle-2.") for name in names)
