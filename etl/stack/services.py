@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -364,8 +365,11 @@ class Kafka(Service):
         )
 
     def ready(self) -> bool:
-        """The broker answers a metadata request."""
+        """The broker answers a metadata request (probed only once its port accepts)."""
         from kafka import KafkaAdminClient
+
+        # kafka-python logs every refused bootstrap loudly; a plain connect is quiet.
+        socket.create_connection((LOOPBACK, self.port), timeout=2).close()
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
         try:

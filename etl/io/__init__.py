@@ -1,0 +1,1 @@
+"""Adapters to storage and messaging systems, behind small ports."""
