@@ -1,0 +1,276 @@
+"""Validation of one raw batch file: a verdict, a quality report and clean samples.
+
+A raw file either cannot be used (rejected with a one-line reason, e.g.
+``missing column acc_x``) or can, possibly with defects that are repaired here
+and recorded as warnings (duplicate rows dropped, rows re-sorted, readings out of
+physical range blanked, a few implausible timestamps dropped). What comes out is
+the long sample table of the raw contract restricted to the columns we use, with
+``timestamp`` sorted and unique per sensor kind.
+
+Pure logic: bytes and scalars in, frames and dicts out. Multipath jumps are
+counted here but removed by the resampler's de-noising, which sees neighbours
+across batch boundaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+GPS_COLUMNS = ("latitude", "longitude", "altitude", "speed", "heading")
+ACC_COLUMNS = ("acc_x", "acc_y", "acc_z")
+REQUIRED_COLUMNS = ("timestamp", *GPS_COLUMNS, *ACC_COLUMNS)
+SAMPLE_COLUMNS = ("timestamp", *GPS_COLUMNS, *ACC_COLUMNS)
+
+NOMINAL_GPS_HZ = 1.0
+NOMINAL_IMU_HZ = 10.0
+LOW_RATE_SHARE = 0.5
+"""A sensor delivering less than this share of its nominal rate earns a warning."""
+MAX_BAD_CLOCK_SHARE = 0.01
+"""Up to this share of implausible timestamps is dropped; more rejects the file."""
+ACC_LIMIT = 16 * 9.81
+"""Readings beyond +/-16 g are not physical for these machines."""
+
+_KEY_RE = re.compile(r"^(?P<uuid>[0-9a-f-]{36})/(?P<ms>-?\d+)\.parquet$")
+_RANGES: dict[str, tuple[float, float]] = {
+    "latitude": (-90.0, 90.0),
+    "longitude": (-180.0, 180.0),
+    "altitude": (-1000.0, 9000.0),
+    "heading": (0.0, 360.0),
+}
+
+
+@dataclass(frozen=True)
+class ValidationLimits:
+    """Thresholds from the config's ``preprocess`` section."""
+
+    min_valid_epoch_s: float = 946_684_800.0
+    max_future_s: float = 86_400.0
+    max_speed_mps: float = 30.0
+    max_jump_m: float = 50.0
+
+
+@dataclass
+class Verdict:
+    """The outcome for one file."""
+
+    accepted: bool
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)
+    samples: pd.DataFrame | None = None
+
+    @property
+    def first_timestamp(self) -> float | None:
+        """First sample time of the clean file."""
+        return self.quality.get("first_timestamp")
+
+    @property
+    def last_timestamp(self) -> float | None:
+        """Last sample time of the clean file."""
+        return self.quality.get("last_timestamp")
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 of the bytes: the same file re-sent under another key has the same hash."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_key(key: str) -> tuple[str, int] | None:
+    """``(machine_uuid, first_timestamp_ms)`` of a raw key, or None when it is malformed."""
+    match = _KEY_RE.match(key)
+    return (match["uuid"], int(match["ms"])) if match else None
+
+
+def _reject(reason: str, quality: dict[str, Any] | None = None) -> Verdict:
+    return Verdict(accepted=False, reason=reason, quality=quality or {})
+
+
+def _read_parquet(data: bytes) -> pd.DataFrame | str:
+    """The table, or the reason it cannot be read."""
+    import pyarrow.parquet as pq
+
+    if len(data) < 12 or data[:4] != b"PAR1":
+        return "not a parquet file"
+    if data[-4:] != b"PAR1":
+        return "truncated parquet file (no footer)"
+    try:
+        return pq.read_table(io.BytesIO(data)).to_pandas()
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is a corrupt file
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        return f"corrupt parquet file: {first}"
+
+
+def _coerce_numeric(frame: pd.DataFrame) -> str | None:
+    """Cast the used columns to float64 in place; the reason when one cannot be."""
+    for column in REQUIRED_COLUMNS:
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series) or not (
+            pd.api.types.is_numeric_dtype(series) or series.isna().all()
+        ):
+            return f"column {column} has type {series.dtype}, expected double"
+        frame[column] = series.astype("float64")
+    return None
+
+
+def _clock_check(
+    ts: pd.Series, limits: ValidationLimits, now_s: float
+) -> tuple[pd.Series, str | None]:
+    """Mask of plausible timestamps, and the rejection reason when too few are."""
+    low = ts < limits.min_valid_epoch_s
+    high = ts > now_s + limits.max_future_s
+    bad = low | high | ts.isna()
+    if bad.mean() > MAX_BAD_CLOCK_SHARE:
+        if low.mean() >= high.mean():
+            floor = datetime.fromtimestamp(limits.min_valid_epoch_s, UTC).date().isoformat()
+            return ~bad, f"timestamps before {floor}"
+        return ~bad, "timestamps in the future"
+    return ~bad, None
+
+
+def _haversine_m(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
+    dphi, dlmb = phi2 - phi1, np.radians(lon2 - lon1)
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
+    return 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def _gps_jumps(gps: pd.DataFrame, limits: ValidationLimits) -> int:
+    """Fixes further from their predecessor than the top speed allows, plus ``max_jump_m``."""
+    if len(gps) < 2:
+        return 0
+    lat, lon, t = (gps[c].to_numpy() for c in ("latitude", "longitude", "timestamp"))
+    dist = _haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+    allowed = limits.max_speed_mps * np.diff(t) + limits.max_jump_m
+    return int(np.sum(dist > allowed))
+
+
+def _blank_out_of_range(frame: pd.DataFrame, limits: ValidationLimits) -> int:
+    """Blank physically impossible readings (the sample's other channels survive)."""
+    blanked = 0
+    ranges = {**_RANGES, "speed": (0.0, limits.max_speed_mps * 1.5)}
+    for column, (low, high) in ranges.items():
+        values = frame[column]
+        bad = values.notna() & ~values.between(
+            low, high, inclusive="left" if column == "heading" else "both"
+        )
+        blanked += int(bad.sum())
+        frame.loc[bad, column] = np.nan
+    for column in ACC_COLUMNS:
+        bad = frame[column].abs() > ACC_LIMIT
+        blanked += int(bad.sum())
+        frame.loc[bad, column] = np.nan
+    return blanked
+
+
+def _rate(count: int, duration_s: float) -> float:
+    return count / duration_s if duration_s > 0 else float(count)
+
+
+def validate_batch(
+    data: bytes,
+    *,
+    key: str,
+    machine_uuid: str,
+    limits: ValidationLimits | None = None,
+    now_s: float | None = None,
+) -> Verdict:
+    """Decide whether one raw file can be used, repair what can be, report the rest.
+
+    Args:
+        data: the file's bytes.
+        key: its object key, ``{machine_uuid}/{first_timestamp_ms}.parquet``.
+        machine_uuid: the machine the catalog attributes it to.
+        limits: thresholds (clock window, top speed, jump distance).
+        now_s: the present, for "timestamps in the future" (default: the clock).
+
+    Returns:
+        The verdict: accepted with clean samples and warnings, or rejected with a reason.
+    """
+    limits = limits or ValidationLimits()
+    now_s = now_s if now_s is not None else datetime.now(UTC).timestamp()
+    quality: dict[str, Any] = {"bytes": len(data), "sha256": content_hash(data)}
+    parsed_key = parse_key(key)
+    if parsed_key is None or parsed_key[0] != machine_uuid:
+        return _reject(
+            f"key {key!r} does not match {{machine_uuid}}/{{first_ts_ms}}.parquet", quality
+        )
+
+    table = _read_parquet(data)
+    if isinstance(table, str):
+        return _reject(table, quality)
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        return _reject(f"missing column {', '.join(missing)}", quality)
+    if table.empty:
+        return _reject("no rows", quality)
+    frame = table.loc[:, list(SAMPLE_COLUMNS)].copy()
+    if (reason := _coerce_numeric(frame)) is not None:
+        return _reject(reason, quality)
+    quality["rows_in"] = len(frame)
+    quality["extra_columns"] = sorted(set(table.columns) - set(REQUIRED_COLUMNS))
+
+    warnings: list[str] = []
+    plausible, reason = _clock_check(frame["timestamp"], limits, now_s)
+    if reason is not None:
+        return _reject(reason, quality)
+    if not plausible.all():
+        warnings.append(f"{int((~plausible).sum())} rows with an implausible clock dropped")
+        frame = frame.loc[plausible]
+
+    out_of_order = int((np.diff(frame["timestamp"].to_numpy()) < 0).sum())
+    if out_of_order:
+        warnings.append(f"{out_of_order} rows out of order (sorted)")
+    before = len(frame)
+    frame = frame.drop_duplicates().sort_values("timestamp", kind="stable")
+    if dropped := before - len(frame):
+        warnings.append(f"{dropped} duplicate rows dropped")
+    if blanked := _blank_out_of_range(frame, limits):
+        warnings.append(f"{blanked} readings out of physical range blanked")
+
+    gps = frame.loc[frame[list(GPS_COLUMNS)].notna().any(axis=1)]
+    imu = frame.loc[frame[list(ACC_COLUMNS)].notna().any(axis=1)]
+    first, last = float(frame["timestamp"].iloc[0]), float(frame["timestamp"].iloc[-1])
+    duration = max(last - first, 0.0)
+    key_first_s = parsed_key[1] / 1000.0
+    quality.update(
+        first_timestamp=first,
+        last_timestamp=last,
+        duration_s=duration,
+        rows=len(frame),
+        gps_rows=len(gps),
+        imu_rows=len(imu),
+        gps_rate_hz=round(_rate(len(gps), duration), 4),
+        imu_rate_hz=round(_rate(len(imu), duration), 4),
+        gps_jumps=_gps_jumps(gps.dropna(subset=["latitude", "longitude"]), limits),
+        duplicates_dropped=dropped,
+        out_of_order=out_of_order,
+        out_of_range=blanked,
+        key_offset_s=round(first - key_first_s, 3),
+    )
+    if gps.empty and imu.empty:
+        return _reject("no usable GPS or IMU samples", quality)
+    if quality["gps_rate_hz"] < NOMINAL_GPS_HZ * LOW_RATE_SHARE:
+        warnings.append(f"GPS rate {quality['gps_rate_hz']:.2f} Hz of {NOMINAL_GPS_HZ:g} Hz")
+    if quality["imu_rate_hz"] < NOMINAL_IMU_HZ * LOW_RATE_SHARE:
+        warnings.append(f"IMU rate {quality['imu_rate_hz']:.2f} Hz of {NOMINAL_IMU_HZ:g} Hz")
+    if quality["gps_jumps"]:
+        warnings.append(f"{quality['gps_jumps']} GPS jumps (multipath)")
+    if not math.isclose(first, key_first_s, abs_tol=1.0):
+        warnings.append(f"first sample is {first - key_first_s:+.3f} s from the key's time")
+    return Verdict(
+        accepted=True,
+        warnings=warnings,
+        quality=quality,
+        samples=frame.reset_index(drop=True),
+    )
