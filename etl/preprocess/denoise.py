@@ -1,0 +1,380 @@
+"""De-noising of raw GPS fixes: multipath rejection, a local smoother, a standstill hold.
+
+Every step is deliberately *local*: the result for a fix depends only on the
+fixes within a fixed time horizon around it (:attr:`DenoiseParams.horizon_s`).
+That is what lets the Spark step recompute any time slice of a machine from
+its samples plus a margin and get the same values as a computation over all
+data at once (independence of arrival). Nothing here uses cumulative sums or
+whole-series statistics, and each fix's sums are accumulated in the same
+order whatever else the input holds.
+
+Fixes are handled as rows of a ``(6, n)`` array (``timestamp, latitude,
+longitude, altitude, speed, heading``) with strictly increasing times;
+:mod:`etl.preprocess.resample` does the sorting and de-duplication.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import combinations
+from typing import NamedTuple
+
+import numpy as np
+
+EARTH_RADIUS_M = 6_371_008.8
+METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180.0
+"""Metres per degree of latitude (and of longitude at the equator)."""
+
+
+@dataclass(frozen=True)
+class DenoiseParams:
+    """Tuning of GPS de-noising; the defaults suit 1 Hz fixes of mining machines.
+
+    Attributes:
+        max_jump_m: A fix farther than this (horizontally) from where its
+            neighbours put it is a multipath jump and is dropped.
+        outlier_neighbours: Fixes on each side of a fix that vote on it. Four
+            keep the vote right when one voter is itself an outlier, also at
+            the edge of a run where all voters sit on one side.
+        outlier_window_s: Neighbours farther away in time than this do not vote.
+        window_s: Half-width of the kernel smoothing position, altitude and
+            heading, seconds. Wider removes more noise but blurs short
+            manoeuvres; the local quadratic keeps constant-acceleration
+            motion unbent at any width.
+        speed_window_s: The same for speed; narrower, because starts and
+            stops are sharp features in speed but gentle ones in position.
+        static_window_s: Half-width of the straight-line fit of the track
+            that recognises a standstill and measures its (near-zero) speed.
+        static_speed_mps: Below this, in both the smoothed GNSS speed and the
+            track, the machine is taken to be standing or creeping and its
+            speed is read from the track (see :func:`hold_standstill`).
+    """
+
+    max_jump_m: float = 50.0
+    outlier_neighbours: int = 4
+    outlier_window_s: float = 5.0
+    window_s: float = 10.0
+    speed_window_s: float = 8.0
+    static_window_s: float = 15.0
+    static_speed_mps: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_jump_m",
+            "outlier_window_s",
+            "window_s",
+            "speed_window_s",
+            "static_window_s",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite value > 0, got {value}")
+        if not (math.isfinite(self.static_speed_mps) and self.static_speed_mps >= 0):
+            raise ValueError(
+                f"static_speed_mps must be a finite value >= 0, got {self.static_speed_mps}"
+            )
+        if self.outlier_neighbours < 1:
+            raise ValueError(f"outlier_neighbours must be >= 1, got {self.outlier_neighbours}")
+
+    @property
+    def horizon_s(self) -> float:
+        """How far in time a raw fix can influence a de-noised fix.
+
+        The smoothers read kept fixes within their window; whether those were
+        kept depends on fixes within ``outlier_window_s`` of them.
+        """
+        widest = max(self.window_s, self.speed_window_s, self.static_window_s)
+        return widest + self.outlier_window_s
+
+
+def local_metres(
+    lat: np.ndarray, lon: np.ndarray, ref_lat: np.ndarray, ref_lon: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """East and north offsets in metres of points from per-point references.
+
+    An equirectangular projection around each reference: accurate to
+    millimetres over the few hundred metres a window spans.
+    """
+    east = (lon - ref_lon) * (METRES_PER_DEGREE * np.cos(np.radians(ref_lat)))
+    north = (lat - ref_lat) * METRES_PER_DEGREE
+    return east, north
+
+
+def _neighbour(
+    t: np.ndarray, offset: int, limit_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index, time offset and validity of the fix ``offset`` places away, within ``limit_s``."""
+    index = np.arange(t.size) + offset
+    valid = (index >= 0) & (index < t.size)
+    index = np.clip(index, 0, max(t.size - 1, 0))
+    tau = t[index] - t
+    valid &= np.abs(tau) <= limit_s
+    return index, tau, valid
+
+
+# Multipath rejection -------------------------------------------------------
+
+_MAX_VOTE_GAIN = 6.0
+"""Pairs that extrapolate so far that their noise grows more than this do not vote.
+
+At 1 Hz every pair of the four nearest fixes on a side stays below 5; the
+bound only silences pairs of fixes very close to each other, far from the fix.
+"""
+
+
+def find_outliers(
+    t: np.ndarray, lat: np.ndarray, lon: np.ndarray, params: DenoiseParams
+) -> np.ndarray:
+    """Flag multipath jumps by a robust vote of the neighbouring fixes.
+
+    Every pair of neighbours (up to ``outlier_neighbours`` on each side,
+    within ``outlier_window_s``) predicts where the fix should be by linear
+    inter- or extrapolation in time (unless that extrapolation would amplify
+    noise more than ``_MAX_VOTE_GAIN`` times). The fix is an outlier when the lower
+    median of its distances to those predictions exceeds ``max_jump_m``. The
+    median keeps a jump in one voter from condemning an honest fix, while
+    the jump itself is far from every honest pair, so it is rejected rather
+    than smoothed into its neighbours. A fix with no pair of voters is kept.
+
+    Returns:
+        Boolean mask, true for rejected fixes.
+    """
+    if t.size < 3:
+        return np.zeros(t.size, dtype=bool)
+    m = params.outlier_neighbours
+    voters = []
+    for offset in (*range(-m, 0), *range(1, m + 1)):
+        index, tau, valid = _neighbour(t, offset, params.outlier_window_s)
+        east, north = local_metres(lat[index], lon[index], lat, lon)
+        voters.append((tau, east, north, valid))
+    distances = np.full((len(voters) * (len(voters) - 1) // 2, t.size), np.inf)
+    for row, (a, b) in enumerate(combinations(voters, 2)):
+        # The fix sits at tau = 0 and at the origin of its own local frame.
+        share = -a[0] / np.where(a[3] & b[3], b[0] - a[0], 1.0)
+        east = a[1] + (b[1] - a[1]) * share
+        north = a[2] + (b[2] - a[2]) * share
+        steady = np.hypot(1.0 - share, share) <= _MAX_VOTE_GAIN
+        distances[row] = np.where(a[3] & b[3] & steady, np.hypot(east, north), np.inf)
+    votes = np.isfinite(distances).sum(axis=0)
+    distances.sort(axis=0)
+    middle = (np.maximum(votes, 1) - 1) // 2
+    lower_median = np.take_along_axis(distances, middle[None, :], axis=0)[0]
+    return (votes > 0) & (lower_median > params.max_jump_m)
+
+
+# Local polynomial smoothing ------------------------------------------------
+
+
+class LocalFit(NamedTuple):
+    """A local polynomial fit of several channels, evaluated at every fix.
+
+    Attributes:
+        values: Fitted values, shape ``(channels, fixes)``.
+        slopes: Fitted first derivatives per second; NaN where a fix has no
+            neighbour to take a slope from.
+    """
+
+    values: np.ndarray
+    slopes: np.ndarray
+
+
+def _reach(t: np.ndarray, window_s: float) -> int:
+    """Most fixes within ``window_s`` after any fix; bounds the loop over neighbours."""
+    if t.size == 0:
+        return 0
+    after = np.searchsorted(t, t + window_s, side="left") - np.arange(t.size) - 1
+    return int(after.max())
+
+
+def _pairs(t: np.ndarray, window_s: float) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Fixes ``d`` places apart, for ``d = 1, 2, ...`` while any pair is within the window.
+
+    Yields ``(d, gap, weight)``: ``gap = t[d:] - t[:-d]`` and its tricube
+    weight, zero at or beyond ``window_s``. Fix ``i`` sees fix ``i + d`` at
+    ``tau = gap[i]`` and fix ``i + d`` sees fix ``i`` at ``-gap[i]`` with the same
+    weight, so one pass serves both sides. Tricube weights fall smoothly to
+    zero at the window's edge: a fix entering or leaving it barely moves the fit.
+    """
+    for d in range(1, _reach(t, window_s) + 1):
+        gap = t[d:] - t[:-d]
+        u = np.minimum(gap / window_s, 1.0)
+        base = 1.0 - u * u * u
+        yield d, gap, base * base * base
+
+
+def _inverse_columns(moments: np.ndarray, quadratic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First two columns of the inverse moment matrix of the local polynomial fit.
+
+    With them the fitted value and slope at ``tau = 0`` are
+    ``sum w * (c0 + c1 tau + c2 tau^2) * y`` over the window (the equivalent
+    kernels). Quadratic where asked, otherwise linear, and the fix itself
+    when it has no neighbour. Solved in closed form so that each fix's result
+    depends on its own sums only.
+    """
+    s0, s1, s2, s3, s4 = moments
+    c00, c01, c02 = s2 * s4 - s3 * s3, s2 * s3 - s1 * s4, s1 * s3 - s2 * s2
+    c11, c12 = s0 * s4 - s2 * s2, s1 * s2 - s0 * s3
+    det2 = s0 * s2 - s1 * s1
+    linear = ~quadratic & (det2 > 0)
+    det3 = np.where(quadratic, s0 * c00 + s1 * c01 + s2 * c02, 1.0)
+    det2 = np.where(linear, det2, 1.0)
+    value = np.vstack(
+        [
+            np.where(quadratic, c00 / det3, np.where(linear, s2 / det2, 1.0)),
+            np.where(quadratic, c01 / det3, np.where(linear, -s1 / det2, 0.0)),
+            np.where(quadratic, c02 / det3, 0.0),
+        ]
+    )
+    slope = np.vstack(
+        [
+            np.where(quadratic, c01 / det3, np.where(linear, -s1 / det2, 0.0)),
+            np.where(quadratic, c11 / det3, np.where(linear, s0 / det2, 0.0)),
+            np.where(quadratic, c12 / det3, 0.0),
+        ]
+    )
+    return value, slope
+
+
+def local_fit(t: np.ndarray, values: np.ndarray, window_s: float, degree: int = 2) -> LocalFit:
+    """Local polynomial regression (tricube weights) of each channel at each fix.
+
+    A linear smoother: all channels share the weights, so one pass over the
+    window computes the kernel and another applies it. Of degree 2 it
+    reproduces any quadratic function of time exactly, hence leaves
+    constant-velocity (and constant-acceleration) tracks unchanged, while
+    averaging white noise over the window. A fix without two neighbours on
+    each side gets a linear fit instead (a lopsided quadratic extrapolates
+    noise); a linear fit is still exact at constant velocity. Channels enter
+    as differences to the fix's own value, which keeps latitude and
+    longitude precise without a global reference point.
+
+    Args:
+        t: Fix times, strictly increasing.
+        values: Channels, shape ``(channels, fixes)``.
+        window_s: Half-width of the kernel in seconds.
+        degree: 2 (quadratic where possible) or 1 (straight line).
+
+    Returns:
+        Fitted values and slopes.
+    """
+    n = t.size
+    moments = np.zeros((5, n))
+    moments[0] = 1.0  # the fix itself: weight 1 at tau = 0
+    before = np.zeros(n, dtype=np.int64)
+    after = np.zeros(n, dtype=np.int64)
+    for d, gap, weight in _pairs(t, window_s):
+        power = weight
+        for k in range(5):
+            moments[k, : n - d] += power  # fix i, neighbour i + d at +gap
+            moments[k, d:] += power if k % 2 == 0 else -power  # fix i + d, neighbour i at -gap
+            power = power * gap
+        inside = weight > 0
+        after[: n - d] += inside
+        before[d:] += inside
+    quadratic = (before >= 2) & (after >= 2) & (degree >= 2)
+    value, slope = _inverse_columns(moments, quadratic)
+    fitted, slopes = values.copy(), np.zeros_like(values)
+    for d, gap, weight in _pairs(t, window_s):
+        change = values[:, d:] - values[:, : n - d]
+        ahead, behind = slice(0, n - d), slice(d, n)
+        fitted[:, ahead] += (
+            weight * (value[0, ahead] + gap * (value[1, ahead] + gap * value[2, ahead])) * change
+        )
+        fitted[:, behind] -= (
+            weight * (value[0, behind] - gap * (value[1, behind] - gap * value[2, behind])) * change
+        )
+        slopes[:, ahead] += (
+            weight * (slope[0, ahead] + gap * (slope[1, ahead] + gap * slope[2, ahead])) * change
+        )
+        slopes[:, behind] -= (
+            weight * (slope[0, behind] - gap * (slope[1, behind] - gap * slope[2, behind])) * change
+        )
+    slopes[:, before + after == 0] = np.nan
+    return LocalFit(fitted, slopes)
+
+
+# Speed, heading and the whole chain ----------------------------------------
+
+
+def track_speed(fit: LocalFit, lat: np.ndarray) -> np.ndarray:
+    """Horizontal speed in m/s from the fitted slopes of latitude and longitude (rows 0, 1)."""
+    east = fit.slopes[1] * (METRES_PER_DEGREE * np.cos(np.radians(lat)))
+    north = fit.slopes[0] * METRES_PER_DEGREE
+    return np.hypot(east, north)
+
+
+def hold_standstill(
+    gnss_speed: np.ndarray, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, params: DenoiseParams
+) -> np.ndarray:
+    """Speed that does not float above zero while the machine stands still.
+
+    GNSS speed is a magnitude, so at a standstill its noise is folded onto
+    the positive side and no amount of averaging removes it (white noise of
+    0.3 m/s leaves about 0.24 m/s). Where the smoothed GNSS speed and the
+    slope of a straight line fitted to the track over ``static_window_s``
+    both stay below ``static_speed_mps``, the track slope is the speed
+    instead: it averages out to zero at rest. On clean data both agree, so
+    the choice changes nothing.
+
+    Args:
+        gnss_speed: Smoothed GNSS speed of the fixes.
+        t: Fix times.
+        lat: Latitudes of the fixes.
+        lon: Longitudes of the fixes.
+        params: Window and threshold.
+
+    Returns:
+        Speed per fix, m/s, never negative.
+    """
+    wide = local_fit(t, np.vstack([lat, lon]), params.static_window_s, degree=1)
+    from_track = track_speed(wide, lat)
+    still = (from_track < params.static_speed_mps) & (gnss_speed < params.static_speed_mps)
+    return np.maximum(np.where(still, from_track, gnss_speed), 0.0)
+
+
+def heading_components(heading_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """North and east components of unit heading vectors, for smoothing on the circle."""
+    rad = np.radians(heading_deg)
+    return np.cos(rad), np.sin(rad)
+
+
+def wrap_degrees(angle: np.ndarray) -> np.ndarray:
+    """Angles folded into [0, 360); ``np.mod`` alone returns 360.0 for -1e-15."""
+    folded = np.mod(angle, 360.0)
+    return np.where(folded >= 360.0, 0.0, folded)
+
+
+def denoise_fixes(fixes: np.ndarray, params: DenoiseParams) -> tuple[np.ndarray, np.ndarray]:
+    """Reject multipath jumps, then smooth what is left.
+
+    Position, altitude and speed are smoothed by a local quadratic fit,
+    heading as a unit vector (so 350 and 10 degrees average to 0, not 180),
+    and speed is held near zero at standstills.
+
+    Args:
+        fixes: ``(6, n)`` rows ``timestamp, latitude, longitude, altitude,
+            speed, heading``, strictly increasing in time.
+        params: De-noising parameters.
+
+    Returns:
+        ``(smoothed, outliers)``: the kept fixes de-noised in the same row
+        layout, and the rejection mask over the input fixes.
+    """
+    t, lat, lon, alt, speed, heading = fixes
+    outliers = find_outliers(t, lat, lon, params)
+    keep = ~outliers
+    t, lat, lon = t[keep], lat[keep], lon[keep]
+    north, east = heading_components(heading[keep])
+    track = local_fit(t, np.vstack([lat, lon, alt[keep], north, east]), params.window_s).values
+    gnss_speed = local_fit(t, speed[keep][None, :], params.speed_window_s).values[0]
+    smoothed = np.vstack(
+        [
+            t,
+            track[:3],
+            hold_standstill(gnss_speed, t, lat, lon, params)[None, :],
+            wrap_degrees(np.degrees(np.arctan2(track[4], track[3])))[None, :],
+        ]
+    )
+    return smoothed, outliers

@@ -1,0 +1,126 @@
+"""StateVectors in Spark: native per-second IMU statistics, then ``applyInPandas``.
+
+Spark does what it does natively (filtering, the per-second IMU aggregates over
+millions of 10 Hz samples); only the GPS de-noising and the grid, which need
+the ordered samples of one machine, run in Python, one group per machine and
+window. A *window* is a range of seconds ``[ts_from, ts_to)`` to (re)compute;
+its group receives the samples up to ``context_s`` beyond each bound so that
+seconds near a batch boundary see the samples on both sides.
+
+Frames in, frames out: no storage, no ``collect``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from etl.preprocess.denoise import DenoiseParams
+from etl.preprocess.resample import resample_machine
+from etl.preprocess.schema import (
+    GPS_COLUMNS,
+    IMU_AXES,
+    IMU_SECONDS_COLUMNS,
+    STATEVECTOR_COLUMNS,
+    statevector_struct,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+WINDOW_KEYS = ("machine_uuid", "window_id", "ts_from", "ts_to")
+
+
+def samples_in_windows(samples: DataFrame, windows: DataFrame, context_s: float) -> DataFrame:
+    """Samples that can influence each window: within ``context_s`` of its bounds.
+
+    Args:
+        samples: raw samples (``machine_uuid``, ``timestamp``, GPS and acc columns).
+        windows: ``machine_uuid``, ``window_id``, ``ts_from``, ``ts_to`` (long seconds).
+        context_s: the resampler's reach (:func:`etl.preprocess.context_seconds`).
+    """
+    from pyspark.sql import functions as F
+
+    s, w = samples.alias("s"), windows.alias("w")
+    joined = s.join(
+        F.broadcast(w),
+        (F.col("s.machine_uuid") == F.col("w.machine_uuid"))
+        & (F.col("s.timestamp") >= F.col("w.ts_from") - F.lit(context_s))
+        & (F.col("s.timestamp") <= F.col("w.ts_to") + F.lit(context_s)),
+    )
+    return joined.select(
+        *(F.col(f"w.{key}") for key in WINDOW_KEYS),
+        "s.timestamp",
+        *(f"s.{column}" for column in (*GPS_COLUMNS, *IMU_AXES)),
+    )
+
+
+def imu_second_stats_spark(windowed: DataFrame) -> DataFrame:
+    """Per window and second: count, mean, population std, first and last sample time.
+
+    Second ``ts`` holds the samples with ``ts - 0.5 <= timestamp < ts + 0.5``,
+    the same rule as :func:`etl.preprocess.imu_second_stats`.
+    """
+    from pyspark.sql import functions as F
+
+    imu = windowed.where(
+        F.col("acc_x").isNotNull() & F.col("acc_y").isNotNull() & F.col("acc_z").isNotNull()
+    )
+    aggregates = [F.count(F.lit(1)).alias("n")]
+    for axis in IMU_AXES:
+        aggregates += [
+            F.avg(axis).alias(f"{axis}_mean"),
+            F.stddev_pop(axis).alias(f"{axis}_std"),
+        ]
+    aggregates += [F.min("timestamp").alias("t_first"), F.max("timestamp").alias("t_last")]
+    return imu.groupBy(*WINDOW_KEYS, F.floor(F.col("timestamp") + 0.5).alias("ts")).agg(*aggregates)
+
+
+def build_statevectors(
+    samples: DataFrame,
+    windows: DataFrame,
+    *,
+    max_gap_s: float,
+    params: DenoiseParams,
+    context_s: float,
+) -> DataFrame:
+    """StateVectors for every window (rows of ``[ts_from, ts_to)`` only).
+
+    Args:
+        samples: validated raw samples of any number of machines.
+        windows: the seconds to compute per machine; windows of one machine must
+            not overlap (each second is produced by exactly one group).
+        max_gap_s: the configured ``preprocess.max_gap_s``.
+        params: de-noising parameters.
+        context_s: margin of samples around each window.
+
+    Returns:
+        Rows with the StateVector schema (:func:`etl.preprocess.statevector_struct`).
+    """
+    from pyspark.sql import functions as F
+
+    windowed = samples_in_windows(samples, windows, context_s)
+    gps = windowed.where(
+        F.col("latitude").isNotNull() | F.col("longitude").isNotNull() | F.col("speed").isNotNull()
+    ).select(*WINDOW_KEYS, F.lit("g").alias("kind"), "timestamp", *GPS_COLUMNS)
+    imu = imu_second_stats_spark(windowed).withColumn("kind", F.lit("i"))
+    both = gps.unionByName(imu, allowMissingColumns=True)
+
+    def per_window(pdf: pd.DataFrame) -> pd.DataFrame:
+        first = pdf.iloc[0]
+        is_gps = pdf["kind"].to_numpy() == "g"
+        imu_seconds = pdf.loc[~is_gps, list(IMU_SECONDS_COLUMNS)].astype(
+            {"ts": "int64", "n": "int64"}
+        )
+        return resample_machine(
+            pdf.loc[is_gps, ["timestamp", *GPS_COLUMNS]],
+            imu_seconds,
+            machine_uuid=str(first["machine_uuid"]),
+            max_gap_s=max_gap_s,
+            params=params,
+            ts_from=int(first["ts_from"]),
+            ts_to=int(first["ts_to"]),
+        )[list(STATEVECTOR_COLUMNS)]
+
+    return both.groupBy(*WINDOW_KEYS).applyInPandas(per_window, statevector_struct())
