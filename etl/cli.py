@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from etl import __version__
 from etl.bootstrap import Context, bootstrap
@@ -37,6 +38,54 @@ def _not_implemented(name: str) -> Callable[[Context, argparse.Namespace], int]:
         raise NotImplementedYetError(f"etl {name}: not implemented yet")
 
     return handler
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    print(json.dumps(summary, default=str))
+
+
+def _cmd_simulate(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.simulate import simulate
+
+    _print_summary(
+        simulate(ctx, machines=args.machines, days=args.days, seed=args.seed, start=args.start)
+    )
+    return EXIT_OK
+
+
+def _cmd_discover(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.discover import discover
+
+    _print_summary(discover(ctx))
+    return EXIT_OK
+
+
+def _cmd_preprocess(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.preprocess import preprocess
+
+    _print_summary(preprocess(ctx, limit=args.limit))
+    return EXIT_OK
+
+
+def _cmd_reprocess(ctx: Context, args: argparse.Namespace) -> int:
+    pipeline = ctx.config.pipeline.name
+    with ctx.uow() as uow:
+        moved = uow.batches.reset(
+            pipeline,
+            machine_uuid=args.machine,
+            key=args.key,
+            ts_from=args.ts_from.timestamp() if args.ts_from else None,
+            ts_to=args.ts_to.timestamp() if args.ts_to else None,
+        )
+        uow.commit()
+    _print_summary({"reset": moved})
+    return EXIT_OK
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO date or date-time, taken as UTC when it names no zone."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _cmd_status(ctx: Context, args: argparse.Namespace) -> int:
@@ -98,18 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
         "export": "write activities and cycles to the results database",
         "run": "one recurring tick: all of the above, in order",
     }
+    built = {"discover": _cmd_discover, "preprocess": _cmd_preprocess}
+    parsers = {}
     for name in PIPELINE_STEPS:
-        commands.add_parser(name, help=helps[name]).set_defaults(handler=_not_implemented(name))
+        parsers[name] = commands.add_parser(name, help=helps[name])
+        parsers[name].set_defaults(handler=built.get(name) or _not_implemented(name))
+    parsers["preprocess"].add_argument("--limit", type=int, help="at most this many files")
 
     status = commands.add_parser("status", help="the state store (batches, models, runs, exports)")
     status.add_argument("--json", action="store_true", help="as JSON (the contract's format)")
     status.set_defaults(handler=_cmd_status)
 
     reprocess = commands.add_parser("reprocess", help="reset files so they flow again")
-    reprocess.set_defaults(handler=_not_implemented("reprocess"))
+    reprocess.add_argument("--machine", help="one machine UUID")
+    reprocess.add_argument("--key", help="one raw file key")
+    reprocess.add_argument("--from", dest="ts_from", type=_utc_time, help="data from (ISO, UTC)")
+    reprocess.add_argument("--to", dest="ts_to", type=_utc_time, help="data before (ISO, UTC)")
+    reprocess.set_defaults(handler=_cmd_reprocess)
 
     simulate = commands.add_parser("simulate", help="write a simulated fleet's raw batches")
-    simulate.set_defaults(handler=_not_implemented("simulate"))
+    simulate.add_argument("--machines", type=int, help="default: every configured asset")
+    simulate.add_argument("--days", type=float, default=1.0)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--start", type=_utc_time, help="ISO date/time (default: start_date)")
+    simulate.set_defaults(handler=_cmd_simulate)
 
     stack = commands.add_parser("stack", help="the local stack: PostgreSQL, Kafka, S3, MLflow")
     stack.add_argument("action", choices=("up", "down", "status"))
@@ -135,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for chatty in ("kafka", "botocore", "urllib3", "py4j"):
+    for chatty in ("kafka", "botocore", "urllib3", "py4j", "alembic"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         config = load_config(args.config)

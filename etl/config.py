@@ -169,6 +169,33 @@ class TrainingConfig(_Section):
     model: ModelParams = ModelParams()
 
 
+class SimulateConfig(_Section):
+    """The fleet simulator (``etl simulate``): field-fault rates and sensor noise.
+
+    Fault rates are probabilities per batch file (0 switches a fault off); keys
+    not given keep the simulator's defaults (etl.simulate.FaultRates).
+    """
+
+    faults: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+    no_faults: bool = False
+    """Switch every fault off (a clean fleet)."""
+    gps_noise_m: Annotated[float, Field(ge=0)] = 2.0
+    speed_noise: Annotated[float, Field(ge=0)] = 0.3
+    workers: Annotated[int, Field(ge=1, le=16)] = 2
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, faults: dict[str, float]) -> dict[str, float]:
+        from etl.simulate.settings import FaultRates
+
+        unknown = sorted(set(faults) - set(FaultRates.kinds()))
+        if unknown:
+            raise ValueError(
+                f"unknown fault {unknown[0]!r}; known: {', '.join(FaultRates.kinds())}"
+            )
+        return faults
+
+
 class SparkConfig(_Section):
     """What the code must set; cluster tuning lives in spark-defaults.conf."""
 
@@ -206,6 +233,7 @@ class Config(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     training: TrainingConfig = TrainingConfig()
+    simulate: SimulateConfig = SimulateConfig()
     spark: SparkConfig = SparkConfig()
     stack: StackConfig = StackConfig()
 

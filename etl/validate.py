@@ -104,7 +104,7 @@ def _read_parquet(data: bytes) -> pd.DataFrame | str:
         return "truncated parquet file (no footer)"
     try:
         return pq.read_table(io.BytesIO(data)).to_pandas()
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is a corrupt file
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         return f"corrupt parquet file: {first}"
 
@@ -173,6 +173,39 @@ def _blank_out_of_range(frame: pd.DataFrame, limits: ValidationLimits) -> int:
     return blanked
 
 
+def _load(data: bytes, quality: dict[str, Any]) -> pd.DataFrame | str:
+    """The used columns as float64, or the reason the file cannot be used."""
+    table = _read_parquet(data)
+    if isinstance(table, str):
+        return table
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        return f"missing column {', '.join(missing)}"
+    if table.empty:
+        return "no rows"
+    frame = table.loc[:, list(SAMPLE_COLUMNS)].copy()
+    if (reason := _coerce_numeric(frame)) is not None:
+        return reason
+    quality["rows_in"] = len(frame)
+    quality["extra_columns"] = sorted(set(table.columns) - set(REQUIRED_COLUMNS))
+    return frame
+
+
+def _rate_warnings(quality: dict[str, Any], key_first_s: float) -> list[str]:
+    """Warnings about what the sensors delivered, from the quality report."""
+    warnings = []
+    if quality["gps_rate_hz"] < NOMINAL_GPS_HZ * LOW_RATE_SHARE:
+        warnings.append(f"GPS rate {quality['gps_rate_hz']:.2f} Hz of {NOMINAL_GPS_HZ:g} Hz")
+    if quality["imu_rate_hz"] < NOMINAL_IMU_HZ * LOW_RATE_SHARE:
+        warnings.append(f"IMU rate {quality['imu_rate_hz']:.2f} Hz of {NOMINAL_IMU_HZ:g} Hz")
+    if quality["gps_jumps"]:
+        warnings.append(f"{quality['gps_jumps']} GPS jumps (multipath)")
+    first = quality["first_timestamp"]
+    if not math.isclose(first, key_first_s, abs_tol=1.0):
+        warnings.append(f"first sample is {first - key_first_s:+.3f} s from the key's time")
+    return warnings
+
+
 def _rate(count: int, duration_s: float) -> float:
     return count / duration_s if duration_s > 0 else float(count)
 
@@ -205,20 +238,9 @@ def validate_batch(
         return _reject(
             f"key {key!r} does not match {{machine_uuid}}/{{first_ts_ms}}.parquet", quality
         )
-
-    table = _read_parquet(data)
-    if isinstance(table, str):
-        return _reject(table, quality)
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing:
-        return _reject(f"missing column {', '.join(missing)}", quality)
-    if table.empty:
-        return _reject("no rows", quality)
-    frame = table.loc[:, list(SAMPLE_COLUMNS)].copy()
-    if (reason := _coerce_numeric(frame)) is not None:
-        return _reject(reason, quality)
-    quality["rows_in"] = len(frame)
-    quality["extra_columns"] = sorted(set(table.columns) - set(REQUIRED_COLUMNS))
+    frame = _load(data, quality)
+    if isinstance(frame, str):
+        return _reject(frame, quality)
 
     warnings: list[str] = []
     plausible, reason = _clock_check(frame["timestamp"], limits, now_s)
@@ -260,14 +282,7 @@ def validate_batch(
     )
     if gps.empty and imu.empty:
         return _reject("no usable GPS or IMU samples", quality)
-    if quality["gps_rate_hz"] < NOMINAL_GPS_HZ * LOW_RATE_SHARE:
-        warnings.append(f"GPS rate {quality['gps_rate_hz']:.2f} Hz of {NOMINAL_GPS_HZ:g} Hz")
-    if quality["imu_rate_hz"] < NOMINAL_IMU_HZ * LOW_RATE_SHARE:
-        warnings.append(f"IMU rate {quality['imu_rate_hz']:.2f} Hz of {NOMINAL_IMU_HZ:g} Hz")
-    if quality["gps_jumps"]:
-        warnings.append(f"{quality['gps_jumps']} GPS jumps (multipath)")
-    if not math.isclose(first, key_first_s, abs_tol=1.0):
-        warnings.append(f"first sample is {first - key_first_s:+.3f} s from the key's time")
+    warnings += _rate_warnings(quality, key_first_s)
     return Verdict(
         accepted=True,
         warnings=warnings,
