@@ -50,7 +50,7 @@ def key_for(t0: float = T0) -> str:
     return f"{UUID}/{int(t0 * 1000)}.parquet"
 
 
-def check(frame_or_bytes: pd.DataFrame | bytes, key: str | None = None):  # noqa: ANN201
+def check(frame_or_bytes: pd.DataFrame | bytes, key: str | None = None):
     data = frame_or_bytes if isinstance(frame_or_bytes, bytes) else to_bytes(frame_or_bytes)
     return validate_batch(data, key=key or key_for(), machine_uuid=UUID, now_s=NOW)
 
@@ -85,7 +85,7 @@ def test_extra_columns_are_ignored_and_column_order_is_free() -> None:
         (lambda b: b[:4] + bytes(len(b) - 8) + b[-4:], "corrupt parquet file"),
     ],
 )
-def test_unreadable_files_are_rejected(mutate, reason: str) -> None:  # noqa: ANN001
+def test_unreadable_files_are_rejected(mutate, reason: str) -> None:
     verdict = check(mutate(to_bytes(raw_frame())))
     assert not verdict.accepted
     assert verdict.reason.startswith(reason)
