@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 GPS_COLUMNS = ("latitude", "longitude", "altitude", "speed", "heading")
 ACC_COLUMNS = ("acc_x", "acc_y", "acc_z")
@@ -94,7 +95,7 @@ def _reject(reason: str, quality: dict[str, Any] | None = None) -> Verdict:
     return Verdict(accepted=False, reason=reason, quality=quality or {})
 
 
-def _read_parquet(data: bytes) -> pd.DataFrame | str:
+def _read_parquet(data: bytes) -> pa.Table | str:
     """The table, or the reason it cannot be read."""
     import pyarrow.parquet as pq
 
@@ -103,21 +104,27 @@ def _read_parquet(data: bytes) -> pd.DataFrame | str:
     if data[-4:] != b"PAR1":
         return "truncated parquet file (no footer)"
     try:
-        return pq.read_table(io.BytesIO(data)).to_pandas()
+        return pq.read_table(io.BytesIO(data))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         return f"corrupt parquet file: {first}"
 
 
-def _coerce_numeric(frame: pd.DataFrame) -> str | None:
-    """Cast the used columns to float64 in place; the reason when one cannot be."""
+def _type_problem(table: pa.Table) -> str | None:
+    """The first used column whose type is not a double (or exactly widened to one).
+
+    Spark's parquet reader widens float, 8/16/32-bit integers and all-null
+    columns to double; anything else (int64, strings, booleans) is a contract
+    violation and would fail the Spark read of the whole chunk.
+    """
     for column in REQUIRED_COLUMNS:
-        series = frame[column]
-        if pd.api.types.is_bool_dtype(series) or not (
-            pd.api.types.is_numeric_dtype(series) or series.isna().all()
-        ):
-            return f"column {column} has type {series.dtype}, expected double"
-        frame[column] = series.astype("float64")
+        kind = table.schema.field(column).type
+        if not (
+            pa.types.is_floating(kind)
+            or pa.types.is_null(kind)
+            or kind in (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16())
+        ) or pa.types.is_float16(kind):
+            return f"column {column} has type {kind}, expected double"
     return None
 
 
@@ -155,19 +162,26 @@ def _gps_jumps(gps: pd.DataFrame, limits: ValidationLimits) -> int:
     return int(np.sum(dist > allowed))
 
 
+def physical_ranges(limits: ValidationLimits) -> dict[str, tuple[float, float]]:
+    """Plausible ``[low, high]`` per channel (heading: ``[0, 360)``); one rule for all readers.
+
+    The Spark reader of :mod:`etl.preprocess.spark` blanks with the same ranges,
+    so the samples it uses are those validation accepted.
+    """
+    return {
+        **_RANGES,
+        "speed": (0.0, limits.max_speed_mps * 1.5),
+        **dict.fromkeys(ACC_COLUMNS, (-ACC_LIMIT, ACC_LIMIT)),
+    }
+
+
 def _blank_out_of_range(frame: pd.DataFrame, limits: ValidationLimits) -> int:
     """Blank physically impossible readings (the sample's other channels survive)."""
     blanked = 0
-    ranges = {**_RANGES, "speed": (0.0, limits.max_speed_mps * 1.5)}
-    for column, (low, high) in ranges.items():
+    for column, (low, high) in physical_ranges(limits).items():
         values = frame[column]
-        bad = values.notna() & ~values.between(
-            low, high, inclusive="left" if column == "heading" else "both"
-        )
-        blanked += int(bad.sum())
-        frame.loc[bad, column] = np.nan
-    for column in ACC_COLUMNS:
-        bad = frame[column].abs() > ACC_LIMIT
+        inclusive = "left" if column == "heading" else "both"
+        bad = values.notna() & ~values.between(low, high, inclusive=inclusive)
         blanked += int(bad.sum())
         frame.loc[bad, column] = np.nan
     return blanked
@@ -178,16 +192,16 @@ def _load(data: bytes, quality: dict[str, Any]) -> pd.DataFrame | str:
     table = _read_parquet(data)
     if isinstance(table, str):
         return table
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
     if missing:
         return f"missing column {', '.join(missing)}"
-    if table.empty:
+    if table.num_rows == 0:
         return "no rows"
-    frame = table.loc[:, list(SAMPLE_COLUMNS)].copy()
-    if (reason := _coerce_numeric(frame)) is not None:
+    if (reason := _type_problem(table)) is not None:
         return reason
+    frame = table.select(list(SAMPLE_COLUMNS)).to_pandas().astype("float64")
     quality["rows_in"] = len(frame)
-    quality["extra_columns"] = sorted(set(table.columns) - set(REQUIRED_COLUMNS))
+    quality["extra_columns"] = sorted(set(table.column_names) - set(REQUIRED_COLUMNS))
     return frame
 
 

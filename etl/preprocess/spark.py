@@ -28,8 +28,51 @@ from etl.preprocess.schema import (
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
 
 WINDOW_KEYS = ("machine_uuid", "window_id", "ts_from", "ts_to")
+RAW_COLUMNS = ("timestamp", *GPS_COLUMNS, *IMU_AXES)
+_KEY_PATTERN = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/[^/]+\.parquet$"
+
+
+def raw_schema() -> StructType:
+    """The raw columns we use, all double (Spark widens int and float columns on read)."""
+    from pyspark.sql import types
+
+    return types.StructType(
+        [types.StructField(column, types.DoubleType(), True) for column in RAW_COLUMNS]
+    )
+
+
+def clean_samples(
+    raw: DataFrame,
+    *,
+    ranges: dict[str, tuple[float, float]],
+    min_epoch_s: float,
+    max_epoch_s: float,
+) -> DataFrame:
+    """Validated samples from raw rows read natively by Spark.
+
+    Applies the repairs validation reports (:func:`etl.validate.validate_batch`):
+    rows with an implausible clock go, readings out of their physical range are
+    blanked, exact duplicates (within or across overlapping files) go. The
+    machine comes from the file's key, ``{machine_uuid}/{first_ts_ms}.parquet``.
+
+    Args:
+        raw: rows of :func:`raw_schema` plus ``path`` (the file's URL).
+        ranges: ``[low, high]`` per channel (heading's ``high`` is exclusive).
+        min_epoch_s: earliest plausible timestamp.
+        max_epoch_s: latest plausible timestamp.
+    """
+    from pyspark.sql import functions as F
+
+    columns = [F.regexp_extract("path", _KEY_PATTERN, 1).alias("machine_uuid"), "timestamp"]
+    for column in (*GPS_COLUMNS, *IMU_AXES):
+        low, high = ranges[column]
+        upper = F.col(column) < high if column == "heading" else F.col(column) <= high
+        columns.append(F.when((F.col(column) >= low) & upper, F.col(column)).alias(column))
+    plausible = F.col("timestamp").between(min_epoch_s, max_epoch_s)
+    return raw.where(plausible).select(*columns).dropDuplicates(["machine_uuid", *RAW_COLUMNS])
 
 
 def samples_in_windows(samples: DataFrame, windows: DataFrame, context_s: float) -> DataFrame:

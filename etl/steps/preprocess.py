@@ -4,16 +4,18 @@ Per chunk of pending files:
 
 1. read each file from the raw store and validate it (bad files are rejected
    with a reason, duplicates of an already accepted file by content too);
-2. write the accepted files' clean samples to the ``raw_samples`` Delta table,
-   replacing those of the same files (a rerun rewrites, never duplicates);
-3. recompute the StateVectors of every second the new samples can influence
-   (their time range plus the resampler's context on both sides) from *all*
-   samples of the machine, so the table is a function of the set of files and
-   not of their arrival order, and replace exactly those seconds;
-4. record each file's verdict and the Delta version in the state store.
+2. find every second the new samples can influence (their time range plus the
+   resampler's context on both sides) and every accepted file, old or new,
+   holding samples near those seconds;
+3. let Spark read those raw files natively, apply validation's repairs, compute
+   the per-second IMU statistics, and hand the 1 Hz rows of each window to the
+   resampler (``applyInPandas``); so the table is a function of the set of
+   files, not of their arrival order;
+4. replace exactly those seconds in the StateVectors table (one Delta commit),
+   and record each file's verdict and the Delta version in the state store.
 
-A kill at any point leaves files ``discovered`` in the state store; the rerun
-rewrites the same rows.
+Raw files stay the only copy of the samples. A kill at any point leaves files
+``discovered`` in the state store; the rerun rewrites the same rows.
 """
 
 from __future__ import annotations
@@ -27,16 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from etl.io.delta import quote, replace_where
 from etl.preprocess import DenoiseParams, context_seconds
-from etl.preprocess.spark import build_statevectors
+from etl.preprocess.spark import build_statevectors, clean_samples, raw_schema
 from etl.state.domain import Batch, BatchStatus, RunStatus
-from etl.validate import SAMPLE_COLUMNS, ValidationLimits, Verdict, validate_batch
+from etl.validate import ValidationLimits, Verdict, physical_ranges, validate_batch
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
     from etl.bootstrap import Context
 
@@ -53,11 +53,6 @@ class Checked:
 
     batch: Batch
     verdict: Verdict
-
-
-def raw_samples_url(output_url: str) -> str:
-    """Clean raw samples of accepted files, the input of every recomputation."""
-    return f"{output_url}/raw_samples"
 
 
 def statevectors_url(output_url: str) -> str:
@@ -108,43 +103,6 @@ def _read_and_validate(ctx: Context, batch: Batch, limits: ValidationLimits) -> 
     return validate_batch(data, key=batch.key, machine_uuid=batch.machine_uuid, limits=limits)
 
 
-def _samples_frame(checked: list[Checked]) -> pd.DataFrame:
-    frames = []
-    for item in checked:
-        samples = item.verdict.samples
-        assert samples is not None  # accepted verdicts carry samples
-        frame = samples.loc[:, list(SAMPLE_COLUMNS)].copy()
-        frame.insert(0, "batch_key", item.batch.key)
-        frame.insert(0, "machine_uuid", item.batch.machine_uuid)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _samples_schema() -> str:
-    doubles = ", ".join(f"{column} double" for column in SAMPLE_COLUMNS)
-    return f"machine_uuid string, batch_key string, {doubles}"
-
-
-def write_raw_samples(
-    spark: SparkSession, url: str, checked: list[Checked], *, txn_app_id: str, txn_version: int
-) -> int:
-    """Replace the samples of these files in ``raw_samples``; returns the Delta version."""
-    from pyspark.sql import functions as F
-
-    df = spark.createDataFrame(_samples_frame(checked), _samples_schema()).withColumn(
-        "day", F.date_format(F.timestamp_seconds("timestamp"), "yyyy-MM-dd")
-    )
-    keys = ", ".join(quote(item.batch.key) for item in checked)
-    return replace_where(
-        df,
-        url,
-        f"batch_key IN ({keys})",
-        partition_by=("machine_uuid", "day"),
-        txn_app_id=txn_app_id,
-        txn_version=txn_version,
-    )
-
-
 def _window_filter(windows: list[tuple[str, int, int]], margin_s: float, column: str) -> str:
     """SQL filter of the rows within ``margin_s`` of the windows (with day pruning)."""
     clauses = []
@@ -157,31 +115,67 @@ def _window_filter(windows: list[tuple[str, int, int]], margin_s: float, column:
     return " OR ".join(clauses)
 
 
+def neighbour_batches(
+    ctx: Context, windows: list[tuple[str, int, int]], margin_s: float
+) -> list[Batch]:
+    """Accepted files of the windows' machines with data within ``margin_s`` of a window."""
+    accepted = (BatchStatus.PREPROCESSED, BatchStatus.INFERRED, BatchStatus.EXPORTED)
+    found: dict[int, Batch] = {}
+    by_machine: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for machine, ts_from, ts_to in windows:
+        by_machine[machine].append((ts_from, ts_to))
+    with ctx.uow() as uow:
+        for machine, spans in by_machine.items():
+            for batch in uow.batches.by_machine(ctx.config.pipeline.name, machine):
+                if batch.status not in accepted or batch.first_timestamp is None:
+                    continue
+                last = (
+                    batch.last_timestamp
+                    if batch.last_timestamp is not None
+                    else batch.first_timestamp
+                )
+                if any(
+                    last >= ts_from - margin_s and batch.first_timestamp <= ts_to + margin_s
+                    for ts_from, ts_to in spans
+                ):
+                    found[batch.id] = batch
+    return list(found.values())
+
+
+def read_samples(ctx: Context, urls: list[str], limits: ValidationLimits) -> DataFrame:
+    """The validated samples of these raw files, read by Spark itself."""
+    from pyspark.sql import functions as F
+
+    raw = ctx.spark.read.schema(raw_schema()).parquet(*urls).withColumn("path", F.input_file_name())
+    return clean_samples(
+        raw,
+        ranges=physical_ranges(limits),
+        min_epoch_s=limits.min_valid_epoch_s,
+        max_epoch_s=time.time() + limits.max_future_s,
+    )
+
+
 def recompute_statevectors(
-    spark: SparkSession,
-    samples_url: str,
+    samples: DataFrame,
     windows: list[tuple[str, int, int]],
     *,
     max_gap_s: float,
     params: DenoiseParams,
 ) -> DataFrame:
-    """StateVectors of the windows from every stored sample of their machines."""
+    """StateVectors of the windows from the given samples (with a ``day`` partition column)."""
     from pyspark.sql import functions as F
 
-    context = context_seconds(max_gap_s, params)
-    samples = (
-        spark.read.format("delta")
-        .load(samples_url)
-        .where(_window_filter(windows, context + 1, "timestamp"))
-        .select("machine_uuid", *SAMPLE_COLUMNS)
-        .dropDuplicates(["machine_uuid", *SAMPLE_COLUMNS])  # overlapping uploads
-    )
+    spark = samples.sparkSession
     frame = spark.createDataFrame(
         [(m, i, a, b) for i, (m, a, b) in enumerate(windows)],
         "machine_uuid string, window_id int, ts_from long, ts_to long",
     )
     vectors = build_statevectors(
-        samples, frame, max_gap_s=max_gap_s, params=params, context_s=context
+        samples,
+        frame,
+        max_gap_s=max_gap_s,
+        params=params,
+        context_s=context_seconds(max_gap_s, params),
     )
     return vectors.withColumn("day", F.date_format(F.timestamp_seconds("ts"), "yyyy-MM-dd"))
 
@@ -308,18 +302,9 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
     version = None
     rows = 0
     if unique:
-        output = ctx.config.output_url
-        spark = ctx.spark
-        txn = f"{ctx.config.pipeline.name}-preprocess"
-        txn_version = run_id * 100_000 + chunk
-        write_raw_samples(
-            spark,
-            raw_samples_url(output),
-            unique,
-            txn_app_id=f"{txn}-samples",
-            txn_version=txn_version,
-        )
-        lap("samples_s")
+        limits, params = _limits(ctx), _denoise_params(ctx)
+        max_gap_s = ctx.config.preprocess.max_gap_s
+        context = context_seconds(max_gap_s, params)
         windows = merge_windows(
             [
                 (
@@ -329,21 +314,19 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
                 )
                 for i in unique
             ],
-            context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx)),
+            context,
         )
-        vectors = recompute_statevectors(
-            spark,
-            raw_samples_url(output),
-            windows,
-            max_gap_s=ctx.config.preprocess.max_gap_s,
-            params=_denoise_params(ctx),
-        )
+        sources = {b.id: b.url for b in neighbour_batches(ctx, windows, context + 1)}
+        sources.update({i.batch.id: i.batch.url for i in unique})
+        samples = read_samples(ctx, sorted(sources.values()), limits)
+        lap("plan_s")
+        vectors = recompute_statevectors(samples, windows, max_gap_s=max_gap_s, params=params)
         version = write_statevectors(
             vectors,
-            statevectors_url(output),
+            statevectors_url(ctx.config.output_url),
             windows,
-            txn_app_id=f"{txn}-vectors",
-            txn_version=txn_version,
+            txn_app_id=f"{ctx.config.pipeline.name}-preprocess",
+            txn_version=run_id * 100_000 + chunk,
         )
         lap("statevectors_s")
         rows = sum(int(i.verdict.quality.get("rows", 0)) for i in unique)

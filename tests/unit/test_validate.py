@@ -101,7 +101,19 @@ def test_wrong_type_is_named() -> None:
     frame = raw_frame()
     frame["speed"] = frame["speed"].astype(str)
     verdict = check(frame)
-    assert verdict.reason == "column speed has type object, expected double"
+    assert verdict.reason == "column speed has type string, expected double"
+
+
+@pytest.mark.parametrize(
+    ("dtype", "accepted"), [("int64", False), ("float32", True), ("int32", True)]
+)
+def test_types_spark_cannot_widen_are_rejected(dtype: str, accepted: bool) -> None:
+    frame = raw_frame()
+    frame["altitude"] = frame["altitude"].fillna(0).astype(dtype)
+    verdict = check(frame)
+    assert verdict.accepted is accepted
+    if not accepted:
+        assert verdict.reason == f"column altitude has type {dtype}, expected double"
 
 
 def test_clock_in_1970_is_rejected() -> None:
