@@ -63,8 +63,27 @@ def _cmd_discover(ctx: Context, args: argparse.Namespace) -> int:
 def _cmd_preprocess(ctx: Context, args: argparse.Namespace) -> int:
     from etl.steps.preprocess import preprocess
 
-    _print_summary(preprocess(ctx, limit=args.limit))
+    summary = preprocess(ctx, limit=args.limit)
+    print(render_preprocess_summary(summary), file=sys.stderr)
+    _print_summary(summary)
     return EXIT_OK
+
+
+def render_preprocess_summary(summary: dict) -> str:
+    """The one-screen end of a (long) preprocess run, for the operator."""
+    seconds = max(float(summary.get("seconds") or 0.0), 1e-9)
+    reasons = ", ".join(f"{why}: {n}" for why, n in summary.get("reasons", {}).items()) or "-"
+    return "\n".join(
+        [
+            f"preprocess: {summary['files']} files in {seconds:.1f} s "
+            f"({summary['files'] / seconds:.1f} files/s, {summary['rows'] / seconds:,.0f} rows/s)",
+            f"  accepted    {summary['accepted']:>7}  raw rows {summary['rows']:,}"
+            f"  StateVectors written {summary['vectors']:,}",
+            f"  rejected    {summary['rejected']:>7}  {reasons}",
+            f"  duplicates  {summary['duplicates']:>7}",
+            f"  time spent  {summary.get('timings', {})}",
+        ]
+    )
 
 
 def _cmd_reprocess(ctx: Context, args: argparse.Namespace) -> int:

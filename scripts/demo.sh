@@ -11,7 +11,9 @@ etl=.venv/bin/etl
 missing=()
 for step in simulate discover preprocess train infer export; do
   echo "== etl $step"
-  "$etl" --config "$config" "$step"
+  args=()
+  [ "$step" = simulate ] && args=(--days "${DEMO_DAYS:-1}" --seed 7)
+  "$etl" --config "$config" "$step" "${args[@]}"
   rc=$?
   if [ "$rc" = 3 ]; then missing+=("$step"); continue; fi
   [ "$rc" = 0 ] || { echo "demo: etl $step failed (exit $rc)" >&2; exit "$rc"; }

@@ -35,11 +35,12 @@ def table_exists(spark: SparkSession, url: str) -> bool:
     return DeltaTable.isDeltaTable(spark, url)
 
 
-def latest_version(spark: SparkSession, url: str) -> int:
-    """The table's newest version number."""
+def latest_commit(spark: SparkSession, url: str) -> tuple[int, dict[str, str]]:
+    """The table's newest version number and that commit's operation metrics."""
     from delta.tables import DeltaTable
 
-    return int(DeltaTable.forPath(spark, url).history(1).collect()[0]["version"])
+    last = DeltaTable.forPath(spark, url).history(1).collect()[0]
+    return int(last["version"]), dict(last["operationMetrics"] or {})
 
 
 def replace_where(
@@ -50,8 +51,12 @@ def replace_where(
     partition_by: Sequence[str],
     txn_app_id: str,
     txn_version: int,
-) -> int:
-    """Replace the rows matching ``predicate`` with ``df`` in one commit; the new version.
+) -> tuple[int, int]:
+    """Replace the rows matching ``predicate`` with ``df`` in one commit.
+
+    Returns:
+        The table version after the write, and the rows it wrote.
+
 
     Every row of ``df`` must match ``predicate`` (Delta checks). The first write
     creates the table, partitioned by ``partition_by``.
@@ -66,4 +71,5 @@ def replace_where(
         writer.mode("append").partitionBy(*partition_by).save(url)
     else:
         writer.mode("overwrite").option("replaceWhere", predicate).save(url)
-    return latest_version(spark, url)
+    version, metrics = latest_commit(spark, url)
+    return version, int(metrics.get("numOutputRows", 0))

@@ -50,6 +50,7 @@ def clean_samples(
     ranges: dict[str, tuple[float, float]],
     min_epoch_s: float,
     max_epoch_s: float,
+    deduplicate: bool = True,
 ) -> DataFrame:
     """Validated samples from raw rows read natively by Spark.
 
@@ -57,12 +58,16 @@ def clean_samples(
     rows with an implausible clock go, readings out of their physical range are
     blanked, exact duplicates (within or across overlapping files) go. The
     machine comes from the file's key, ``{machine_uuid}/{first_ts_ms}.parquet``.
+    Removing duplicates costs a shuffle of every row: callers pass
+    ``deduplicate=False`` for files known to hold none (no repeated rows, no
+    overlap with another file).
 
     Args:
         raw: rows of :func:`raw_schema` plus ``path`` (the file's URL).
         ranges: ``[low, high]`` per channel (heading's ``high`` is exclusive).
         min_epoch_s: earliest plausible timestamp.
         max_epoch_s: latest plausible timestamp.
+        deduplicate: whether exact duplicate rows may be present.
     """
     from pyspark.sql import functions as F
 
@@ -71,8 +76,8 @@ def clean_samples(
         low, high = ranges[column]
         upper = F.col(column) < high if column == "heading" else F.col(column) <= high
         columns.append(F.when((F.col(column) >= low) & upper, F.col(column)).alias(column))
-    plausible = F.col("timestamp").between(min_epoch_s, max_epoch_s)
-    return raw.where(plausible).select(*columns).dropDuplicates(["machine_uuid", *RAW_COLUMNS])
+    cleaned = raw.where(F.col("timestamp").between(min_epoch_s, max_epoch_s)).select(*columns)
+    return cleaned.dropDuplicates(["machine_uuid", *RAW_COLUMNS]) if deduplicate else cleaned
 
 
 def samples_in_windows(samples: DataFrame, windows: DataFrame, context_s: float) -> DataFrame:

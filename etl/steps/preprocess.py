@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import repeat
+from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
+from etl.config import S3Config
 from etl.io.delta import quote, replace_where
+from etl.io.objectstore import ObjectStore, open_store
 from etl.preprocess import DenoiseParams, context_seconds
 from etl.preprocess.spark import build_statevectors, clean_samples, raw_schema
 from etl.state.domain import Batch, BatchStatus, RunStatus
@@ -42,9 +47,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK_FILES = 400
-"""Files per Spark round: large enough to amortise a job, small enough for the driver."""
-READ_THREADS = 8
+CHUNK_FILES = 2000
+"""Files per Spark round: large enough to amortise a job's fixed costs (the driver keeps
+only each file's verdict, not its rows)."""
+_STORES: dict[str, ObjectStore] = {}
+"""Object stores of a validation worker process, by raw URL."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +102,20 @@ def merge_windows(
     return merged
 
 
-def _read_and_validate(ctx: Context, batch: Batch, limits: ValidationLimits) -> Verdict:
+def _read_and_validate(
+    raw_url: str, s3: S3Config, key: str, machine_uuid: str, limits: ValidationLimits
+) -> Verdict:
+    """Read one raw file and validate it; runs in a validation worker process."""
+    store = _STORES.get(raw_url)
+    if store is None:
+        store = _STORES[raw_url] = open_store(raw_url, s3)
     try:
-        data = ctx.raw_store.get(batch.key)
+        data = store.get(key)
     except FileNotFoundError:
-        return Verdict(accepted=False, reason=f"file not found: {batch.url}")
-    return validate_batch(data, key=batch.key, machine_uuid=batch.machine_uuid, limits=limits)
+        return Verdict(accepted=False, reason=f"file not found: {raw_url}/{key}")
+    verdict = validate_batch(data, key=key, machine_uuid=machine_uuid, limits=limits)
+    verdict.samples = None  # Spark reads the file itself; only the verdict travels back
+    return verdict
 
 
 def _window_filter(windows: list[tuple[str, int, int]], margin_s: float, column: str) -> str:
@@ -142,17 +157,54 @@ def neighbour_batches(
     return list(found.values())
 
 
-def read_samples(ctx: Context, urls: list[str], limits: ValidationLimits) -> DataFrame:
-    """The validated samples of these raw files, read by Spark itself."""
+def needs_deduplication(sources: list[Batch]) -> set[int]:
+    """Files whose rows may repeat: repeated rows inside, or time overlap with another file."""
+    flagged = {
+        b.id for b in sources if (b.quality or {}).get("duplicates_dropped", 0) or b.quality is None
+    }
+    by_machine: dict[str, list[Batch]] = defaultdict(list)
+    for batch in sources:
+        by_machine[batch.machine_uuid].append(batch)
+    for batches in by_machine.values():
+        batches.sort(key=lambda b: (b.first_timestamp or 0.0, b.id))
+        latest: Batch | None = None
+        for batch in batches:
+            first = batch.first_timestamp or 0.0
+            if latest is not None and first <= (latest.last_timestamp or 0.0):
+                flagged.update((latest.id, batch.id))
+            if latest is None or (batch.last_timestamp or 0.0) > (latest.last_timestamp or 0.0):
+                latest = batch
+    return flagged
+
+
+def read_samples(ctx: Context, sources: list[Batch], limits: ValidationLimits) -> DataFrame:
+    """The validated samples of these raw files, read by Spark itself.
+
+    Only files that may hold repeated rows pay for the de-duplicating shuffle.
+    """
     from pyspark.sql import functions as F
 
-    raw = ctx.spark.read.schema(raw_schema()).parquet(*urls).withColumn("path", F.input_file_name())
-    return clean_samples(
-        raw,
-        ranges=physical_ranges(limits),
-        min_epoch_s=limits.min_valid_epoch_s,
-        max_epoch_s=time.time() + limits.max_future_s,
-    )
+    repeated = needs_deduplication(sources)
+    frames = []
+    for deduplicate in (False, True):
+        urls = sorted(b.url for b in sources if (b.id in repeated) is deduplicate)
+        if not urls:
+            continue
+        raw = (
+            ctx.spark.read.schema(raw_schema())
+            .parquet(*urls)
+            .withColumn("path", F.input_file_name())
+        )
+        frames.append(
+            clean_samples(
+                raw,
+                ranges=physical_ranges(limits),
+                min_epoch_s=limits.min_valid_epoch_s,
+                max_epoch_s=time.time() + limits.max_future_s,
+                deduplicate=deduplicate,
+            )
+        )
+    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
 
 
 def recompute_statevectors(
@@ -187,8 +239,12 @@ def write_statevectors(
     *,
     txn_app_id: str,
     txn_version: int,
-) -> int:
-    """Replace exactly the windows' seconds (rows that lost coverage go too)."""
+) -> tuple[int, int]:
+    """Replace exactly the windows' seconds (rows that lost coverage go too).
+
+    Returns:
+        The new table version and the StateVector rows written.
+    """
     return replace_where(
         vectors,
         url,
@@ -199,10 +255,30 @@ def write_statevectors(
     )
 
 
-def _check_chunk(ctx: Context, batches: list[Batch], limits: ValidationLimits) -> list[Checked]:
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        verdicts = list(pool.map(lambda b: _read_and_validate(ctx, b, limits), batches))
+def _check_chunk(
+    ctx: Context, batches: list[Batch], limits: ValidationLimits, pool: Executor
+) -> list[Checked]:
+    storage = ctx.config.storage
+    verdicts = pool.map(
+        _read_and_validate,
+        repeat(storage.raw_url),
+        repeat(storage.s3),
+        [b.key for b in batches],
+        [b.machine_uuid for b in batches],
+        repeat(limits),
+        chunksize=8,
+    )
     return [Checked(b, v) for b, v in zip(batches, verdicts, strict=True)]
+
+
+def validation_pool() -> Executor:
+    """Processes that read and validate raw files (pandas holds the GIL; threads would not help).
+
+    Spawned, not forked: the driver runs a JVM gateway and client threads.
+    """
+    return ProcessPoolExecutor(
+        max_workers=max(1, os.cpu_count() or 1), mp_context=get_context("spawn")
+    )
 
 
 def _split_duplicates(ctx: Context, checked: list[Checked]) -> tuple[list[Checked], dict[int, int]]:
@@ -285,7 +361,9 @@ def _denoise_params(ctx: Context) -> DenoiseParams:
     return DenoiseParams(max_jump_m=settings.max_jump_m)
 
 
-def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int) -> dict[str, int]:
+def preprocess_chunk(
+    ctx: Context, batches: list[Batch], run_id: int, chunk: int, pool: Executor
+) -> dict[str, Any]:
     """Validate, store samples, recompute StateVectors and record one chunk of files."""
     clock = time.monotonic()
     timings: dict[str, float] = {}
@@ -296,11 +374,11 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    checked = _check_chunk(ctx, batches, _limits(ctx))
+    checked = _check_chunk(ctx, batches, _limits(ctx), pool)
     unique, duplicate_of = _split_duplicates(ctx, checked)
     lap("validate_s")
     version = None
-    rows = 0
+    rows = written = 0
     if unique:
         limits, params = _limits(ctx), _denoise_params(ctx)
         max_gap_s = ctx.config.preprocess.max_gap_s
@@ -316,12 +394,12 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
             ],
             context,
         )
-        sources = {b.id: b.url for b in neighbour_batches(ctx, windows, context + 1)}
-        sources.update({i.batch.id: i.batch.url for i in unique})
-        samples = read_samples(ctx, sorted(sources.values()), limits)
+        sources = {b.id: b for b in neighbour_batches(ctx, windows, context + 1)}
+        sources.update({i.batch.id: _as_validated(i) for i in unique})
+        samples = read_samples(ctx, list(sources.values()), limits)
         lap("plan_s")
         vectors = recompute_statevectors(samples, windows, max_gap_s=max_gap_s, params=params)
-        version = write_statevectors(
+        version, written = write_statevectors(
             vectors,
             statevectors_url(ctx.config.output_url),
             windows,
@@ -332,14 +410,35 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
         rows = sum(int(i.verdict.quality.get("rows", 0)) for i in unique)
     _record(ctx, checked, duplicate_of, version, run_id)
     lap("record_s")
-    log.info("preprocess chunk %d timings: %s", chunk, {k: round(v, 1) for k, v in timings.items()})
+    reasons = Counter(
+        _reason_kind(c.verdict.reason or "") for c in checked if not c.verdict.accepted
+    )
     return {
         "files": len(batches),
         "accepted": len(unique),
-        "rejected": sum(1 for c in checked if not c.verdict.accepted),
+        "rejected": sum(reasons.values()),
         "duplicates": len(duplicate_of),
         "rows": rows,
+        "vectors": written,
+        "reasons": reasons,
+        "timings": Counter(timings),
     }
+
+
+def _as_validated(item: Checked) -> Batch:
+    """The batch with what validation learnt of it (time range, quality)."""
+    quality = item.verdict.quality
+    return replace(
+        item.batch,
+        first_timestamp=item.verdict.first_timestamp,
+        last_timestamp=item.verdict.last_timestamp,
+        quality=quality,
+    )
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its particulars, for counting (``missing column acc_x`` stays)."""
+    return reason.split(":", maxsplit=1)[0][:60]
 
 
 def preprocess(
@@ -351,13 +450,24 @@ def preprocess(
         pending = uow.batches.by_status(pipeline, BatchStatus.DISCOVERED, limit)
         run = uow.runs.start(pipeline, "preprocess")
         uow.commit()
-    totals: dict[str, Any] = {"files": 0, "accepted": 0, "rejected": 0, "duplicates": 0, "rows": 0}
+    totals: dict[str, Any] = {
+        "files": 0,
+        "accepted": 0,
+        "rejected": 0,
+        "duplicates": 0,
+        "rows": 0,
+        "vectors": 0,
+        "reasons": Counter(),
+        "timings": Counter(),
+    }
     started = time.monotonic()
+    # one machine's files together, in time order, so windows merge within a chunk
+    pending.sort(key=lambda b: (b.machine_uuid, b.first_timestamp or 0.0, b.id))
+    pool = validation_pool() if pending else None
     try:
-        # one machine's files together, in time order, so windows merge within a chunk
-        pending.sort(key=lambda b: (b.machine_uuid, b.first_timestamp or 0.0, b.id))
         for chunk, first in enumerate(range(0, len(pending), chunk_files)):
-            part = preprocess_chunk(ctx, pending[first : first + chunk_files], run.id, chunk)
+            assert pool is not None
+            part = preprocess_chunk(ctx, pending[first : first + chunk_files], run.id, chunk, pool)
             for key, value in part.items():
                 totals[key] += value
             elapsed = time.monotonic() - started
@@ -377,7 +487,12 @@ def preprocess(
             uow.runs.finish(run.id, RunStatus.FAILED, totals)
             uow.commit()
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     totals["seconds"] = round(time.monotonic() - started, 1)
+    totals["reasons"] = dict(totals["reasons"].most_common())
+    totals["timings"] = {k: round(v, 1) for k, v in totals["timings"].items()}
     with ctx.uow() as uow:
         uow.runs.finish(run.id, RunStatus.SUCCEEDED, totals)
         uow.commit()
