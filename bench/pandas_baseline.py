@@ -16,7 +16,7 @@ import pandas as pd
 
 from etl.config import load_config
 from etl.preprocess import imu_second_stats, resample_machine
-from etl.validate import ValidationLimits, validate_batch
+from etl.preprocess.validate import ValidationLimits, validate_batch
 
 
 def main(config_path: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from etl.config import KafkaConfig
 from etl.io.objectstore import ObjectStore
-from etl.validate import parse_key
+from etl.preprocess.validate import parse_key
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ def clean_samples(
 ) -> DataFrame:
     """Validated samples from raw rows read natively by Spark.
 
-    Applies the repairs validation reports (:func:`etl.validate.validate_batch`):
+    Applies the repairs validation reports (:func:`etl.preprocess.validate.validate_batch`):
     rows with an implausible clock go, readings out of their physical range are
     blanked, exact duplicates (within or across overlapping files) go. The
     machine comes from the file's key, ``{machine_uuid}/{first_ts_ms}.parquet``.

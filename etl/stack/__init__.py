@@ -100,17 +100,10 @@ def _check_ports(service: Service) -> None:
 def _bring_up(service: Service) -> str:
     """Start one service unless ours already runs; wait until ready; provision it."""
     started = time.monotonic()
-    if service.pid() is not None:
-        wait_until(
-            service.ready,
-            timeout_s=START_TIMEOUT_S[service.name],
-            what=service.name,
-            abort=service.died,
-        )
-        service.provision()
-        return f"{service.name}: already running on 127.0.0.1:{service.port}"
-    _check_ports(service)
-    service.start()
+    running = service.pid() is not None
+    if not running:
+        _check_ports(service)
+        service.start()
     wait_until(
         service.ready,
         timeout_s=START_TIMEOUT_S[service.name],
@@ -118,9 +111,10 @@ def _bring_up(service: Service) -> str:
         abort=service.died,
     )
     service.provision()
-    return (
-        f"{service.name}: started on 127.0.0.1:{service.port} in {time.monotonic() - started:.1f} s"
-    )
+    where = f"127.0.0.1:{service.port}"
+    if running:
+        return f"{service.name}: already running on {where}"
+    return f"{service.name}: started on {where} in {time.monotonic() - started:.1f} s"
 
 
 def up(stack: Stack) -> list[str]:

@@ -37,8 +37,8 @@ from etl.io.delta import quote, replace_where
 from etl.io.objectstore import ObjectStore, open_store
 from etl.preprocess import DenoiseParams, context_seconds
 from etl.preprocess.spark import build_statevectors, clean_samples, raw_schema
+from etl.preprocess.validate import ValidationLimits, Verdict, physical_ranges, validate_batch
 from etl.state.domain import Batch, BatchStatus, RunStatus
-from etl.validate import ValidationLimits, Verdict, physical_ranges, validate_batch
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from etl.preprocess.spark import clean_samples, raw_schema
-from etl.validate import ValidationLimits, physical_ranges
+from etl.preprocess.validate import ValidationLimits, physical_ranges
 
 UUID = "0b6f1c4e-0000-4000-8000-000000000001"
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl.validate import ValidationLimits, parse_key, validate_batch
+from etl.preprocess.validate import ValidationLimits, parse_key, validate_batch
 
 UUID = "0b6f1c4e-0000-4000-8000-000000000001"
 T0 = 1_767_225_600.0
