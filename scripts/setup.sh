@@ -47,6 +47,7 @@ done
 
 # 3. PostgreSQL server ----------------------------------------------------------------
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  export PATH="$PATH:/usr/sbin:/sbin"
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian's postgresql"
     apt-get update -qq

@@ -119,10 +119,17 @@ def _postgres_bin() -> Path:
     return candidates[-1].parent
 
 
+def _runuser() -> str:
+    """runuser lives in /usr/sbin, which a minimal PATH (cron, CI) may lack."""
+    return shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), "runuser"
+    )
+
+
 def _as_postgres(argv: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run as the ``postgres`` user when we are root."""
     if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *argv]
+        return [_runuser(), "-u", "postgres", "--", *argv]
     return argv
 
 
@@ -131,7 +138,7 @@ def _postgres_can_use(path: Path) -> bool:
     if os.geteuid() != 0:
         return True
     probe = subprocess.run(
-        ["runuser", "-u", "postgres", "--", "test", "-w", str(path)], check=False
+        [_runuser(), "-u", "postgres", "--", "test", "-w", str(path)], check=False
     )
     return probe.returncode == 0
 
