@@ -120,7 +120,7 @@ def _postgres_bin() -> Path:
 
 
 def _runuser() -> str:
-    """runuser lives in /usr/sbin, which a minimal PATH (cron, CI) may lack."""
+    """The path of ``runuser``: /usr/sbin, which a minimal PATH (cron, CI) may lack."""
     return shutil.which("runuser") or next(
         (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), "runuser"
     )
