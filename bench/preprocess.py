@@ -154,7 +154,7 @@ def main() -> None:
             [sys.executable, str(ROOT / "bench" / "pandas_baseline.py"), str(config)], env
         )
         baseline = json.loads(out.strip().splitlines()[-1])
-        table_rows, max_diff = compare_outputs(root)  # noqa: RUF059 - used after finally
+        table_rows, max_diff = compare_outputs(root)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -169,7 +169,7 @@ def main() -> None:
     print(f"{'':<22}{'seconds':>9}{'raw rows/s':>14}{'peak RSS':>11}{'vectors':>10}")
     print(
         f"{'etl preprocess (Spark)':<22}{spark_s:>9.1f}{rows / spark_s:>14,.0f}"
-        f"{spark_peak / gib:>9.2f} G{summary.get('vectors', 0):>10,}"
+        f"{spark_peak / gib:>9.2f} G{table_rows:>10,}"
     )
     print(
         f"{'pandas baseline':<22}{base_s:>9.1f}{baseline['rows'] / base_s:>14,.0f}"

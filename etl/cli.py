@@ -78,7 +78,7 @@ def render_preprocess_summary(summary: dict) -> str:
             f"preprocess: {summary['files']} files in {seconds:.1f} s "
             f"({summary['files'] / seconds:.1f} files/s, {summary['rows'] / seconds:,.0f} rows/s)",
             f"  accepted    {summary['accepted']:>7}  raw rows {summary['rows']:,}"
-            f"  StateVectors written {summary['vectors']:,}",
+            f"  StateVector rows written {summary['vectors_written']:,}",
             f"  rejected    {summary['rejected']:>7}  {reasons}",
             f"  duplicates  {summary['duplicates']:>7}",
             f"  time spent  {summary.get('timings', {})}",

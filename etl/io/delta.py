@@ -7,7 +7,7 @@ skip a write that a killed-and-restarted job already committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,15 +17,6 @@ if TYPE_CHECKING:
 def quote(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def windows_predicate(windows: Iterable[tuple[str, int, int]]) -> str:
-    """``(machine_uuid = m AND ts >= a AND ts < b) OR ...`` for ``(m, a, b)`` windows."""
-    clauses = [
-        f"(machine_uuid = {quote(machine)} AND ts >= {int(ts_from)} AND ts < {int(ts_to)})"
-        for machine, ts_from, ts_to in windows
-    ]
-    return " OR ".join(clauses) if clauses else "false"
 
 
 def table_exists(spark: SparkSession, url: str) -> bool:

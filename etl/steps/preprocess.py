@@ -419,7 +419,7 @@ def preprocess_chunk(
         "rejected": sum(reasons.values()),
         "duplicates": len(duplicate_of),
         "rows": rows,
-        "vectors": written,
+        "vectors_written": written,
         "reasons": reasons,
         "timings": Counter(timings),
     }
@@ -456,7 +456,7 @@ def preprocess(
         "rejected": 0,
         "duplicates": 0,
         "rows": 0,
-        "vectors": 0,
+        "vectors_written": 0,
         "reasons": Counter(),
         "timings": Counter(),
     }
