@@ -50,6 +50,14 @@ class DenoiseParams:
         static_speed_mps: Below this, in both the smoothed GNSS speed and the
             track, the machine is taken to be standing or creeping and its
             speed is read from the track (see :func:`hold_standstill`).
+        speed_min_window_s: Narrowest of the speed windows tried per fix
+            (see :func:`adaptive_speed`); the ladder climbs geometrically to
+            ``speed_window_s``, so the horizon is unchanged.
+        speed_steps: Rungs of that ladder; 1 smooths with ``speed_window_s`` only.
+        speed_noise_mps: Assumed white noise of GNSS speed, m/s.
+        speed_ici_gamma: Half-width of the confidence intervals of the
+            window choice, in noise standard deviations: smaller keeps
+            short manoeuvres sharper, larger smooths more.
     """
 
     max_jump_m: float = 50.0
@@ -59,6 +67,10 @@ class DenoiseParams:
     speed_window_s: float = 8.0
     static_window_s: float = 15.0
     static_speed_mps: float = 0.5
+    speed_min_window_s: float = 2.5
+    speed_steps: int = 4
+    speed_noise_mps: float = 0.3
+    speed_ici_gamma: float = 0.7
 
     def __post_init__(self) -> None:
         for name in (
@@ -67,6 +79,9 @@ class DenoiseParams:
             "window_s",
             "speed_window_s",
             "static_window_s",
+            "speed_min_window_s",
+            "speed_noise_mps",
+            "speed_ici_gamma",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -75,6 +90,8 @@ class DenoiseParams:
             raise ValueError(
                 f"static_speed_mps must be a finite value >= 0, got {self.static_speed_mps}"
             )
+        if self.speed_steps < 1:
+            raise ValueError(f"speed_steps must be >= 1, got {self.speed_steps}")
         if self.outlier_neighbours < 1:
             raise ValueError(f"outlier_neighbours must be >= 1, got {self.outlier_neighbours}")
 
@@ -295,6 +312,83 @@ def local_fit(t: np.ndarray, values: np.ndarray, window_s: float, degree: int = 
     return LocalFit(fitted, slopes)
 
 
+def _smooth_with_gain(
+    t: np.ndarray, y: np.ndarray, window_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local quadratic fit of one channel and its noise gain ``sqrt(sum k^2)``.
+
+    The fitted value is ``sum k_j y_j`` over the window (the equivalent
+    kernel ``k``, summing to one); white noise of standard deviation
+    ``sigma`` on ``y`` leaves ``sigma * gain`` on the fit. Same sums, in the
+    same order, as :func:`local_fit`.
+    """
+    n = t.size
+    moments = np.zeros((5, n))
+    moments[0] = 1.0
+    before = np.zeros(n, dtype=np.int64)
+    after = np.zeros(n, dtype=np.int64)
+    for d, gap, weight in _pairs(t, window_s):
+        power = weight
+        for k in range(5):
+            moments[k, : n - d] += power
+            moments[k, d:] += power if k % 2 == 0 else -power
+            power = power * gap
+        inside = weight > 0
+        after[: n - d] += inside
+        before[d:] += inside
+    value, _ = _inverse_columns(moments, (before >= 2) & (after >= 2))
+    fitted = y.copy()
+    square = value[0] * value[0]  # the fix itself: weight 1 at tau = 0
+    for d, gap, weight in _pairs(t, window_s):
+        change = y[d:] - y[: n - d]
+        ahead, behind = slice(0, n - d), slice(d, n)
+        k_ahead = weight * (value[0, ahead] + gap * (value[1, ahead] + gap * value[2, ahead]))
+        k_behind = weight * (value[0, behind] - gap * (value[1, behind] - gap * value[2, behind]))
+        fitted[ahead] += k_ahead * change
+        fitted[behind] -= k_behind * change
+        square[ahead] += k_ahead * k_ahead
+        square[behind] += k_behind * k_behind
+    return fitted, np.sqrt(square)
+
+
+def speed_windows(params: DenoiseParams) -> tuple[float, ...]:
+    """The ladder of speed windows, narrowest first, widest ``speed_window_s``."""
+    short = min(params.speed_min_window_s, params.speed_window_s)
+    steps = params.speed_steps
+    if steps <= 1 or short >= params.speed_window_s:
+        return (params.speed_window_s,)
+    ratio = params.speed_window_s / short
+    rungs = [short * ratio ** (i / (steps - 1)) for i in range(steps - 1)]
+    return (*rungs, params.speed_window_s)
+
+
+def adaptive_speed(t: np.ndarray, speed: np.ndarray, params: DenoiseParams) -> np.ndarray:
+    """GNSS speed smoothed with a per-fix window chosen by intersecting confidence intervals.
+
+    Fits of growing width (see :func:`speed_windows`) each give an interval
+    ``fit +- speed_ici_gamma * speed_noise_mps * gain``. The widest fit whose
+    interval still meets those of all narrower fits is kept (the ICI rule):
+    where speed is steady the widest window averages the most noise away,
+    where a swing or a shuttle bends it the wide fits leave the narrow
+    ones' intervals and a narrow window keeps the manoeuvre. Every fit reads
+    fixes within ``speed_window_s`` only, so the choice is as local as
+    the fits.
+    """
+    chosen = lower = upper = None
+    alive = np.ones(t.size, dtype=bool)
+    for window_s in speed_windows(params):
+        fitted, gain = _smooth_with_gain(t, speed, window_s)
+        spread = params.speed_ici_gamma * params.speed_noise_mps * gain
+        if chosen is None:
+            chosen, lower, upper = fitted, fitted - spread, fitted + spread
+            continue
+        lower = np.maximum(lower, fitted - spread)
+        upper = np.minimum(upper, fitted + spread)
+        alive &= lower <= upper
+        chosen = np.where(alive, fitted, chosen)
+    return chosen if chosen is not None else speed.copy()
+
+
 # Speed, heading and the whole chain ----------------------------------------
 
 
@@ -315,8 +409,8 @@ def hold_standstill(
     0.3 m/s leaves about 0.24 m/s). Where the smoothed GNSS speed and the
     slope of a straight line fitted to the track over ``static_window_s``
     both stay below ``static_speed_mps``, the track slope is the speed
-    instead: it averages out to zero at rest. On clean data both agree, so
-    the choice changes nothing.
+    instead (or the GNSS speed where that is lower still): it averages out
+    to zero at rest. On clean data both agree, so the choice changes nothing.
 
     Args:
         gnss_speed: Smoothed GNSS speed of the fixes.
@@ -331,7 +425,7 @@ def hold_standstill(
     wide = local_fit(t, np.vstack([lat, lon]), params.static_window_s, degree=1)
     from_track = track_speed(wide, lat)
     still = (from_track < params.static_speed_mps) & (gnss_speed < params.static_speed_mps)
-    return np.maximum(np.where(still, from_track, gnss_speed), 0.0)
+    return np.maximum(np.where(still, np.minimum(from_track, gnss_speed), gnss_speed), 0.0)
 
 
 def heading_components(heading_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +462,7 @@ def denoise_fixes(fixes: np.ndarray, params: DenoiseParams) -> tuple[np.ndarray,
     t, lat, lon = t[keep], lat[keep], lon[keep]
     north, east = heading_components(heading[keep])
     track = local_fit(t, np.vstack([lat, lon, alt[keep], north, east]), params.window_s).values
-    gnss_speed = local_fit(t, speed[keep][None, :], params.speed_window_s).values[0]
+    gnss_speed = adaptive_speed(t, speed[keep], params)
     smoothed = np.vstack(
         [
             t,

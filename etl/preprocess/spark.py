@@ -104,15 +104,16 @@ def samples_in_windows(samples: DataFrame, windows: DataFrame, context_s: float)
     )
 
 
-def imu_second_stats_spark(windowed: DataFrame) -> DataFrame:
-    """Per window and second: count, mean, population std, first and last sample time.
+def imu_second_stats_spark(samples: DataFrame) -> DataFrame:
+    """Per machine and second: count, mean, population std, first and last sample time.
 
     Second ``ts`` holds the samples with ``ts - 0.5 <= timestamp < ts + 0.5``,
-    the same rule as :func:`etl.preprocess.imu_second_stats`.
+    the same rule as :func:`etl.preprocess.imu_second_stats`. Aggregating before
+    anything is joined keeps the 10 Hz rows in one map-side-combined shuffle.
     """
     from pyspark.sql import functions as F
 
-    imu = windowed.where(
+    imu = samples.where(
         F.col("acc_x").isNotNull() & F.col("acc_y").isNotNull() & F.col("acc_z").isNotNull()
     )
     aggregates = [F.count(F.lit(1)).alias("n")]
@@ -122,7 +123,25 @@ def imu_second_stats_spark(windowed: DataFrame) -> DataFrame:
             F.stddev_pop(axis).alias(f"{axis}_std"),
         ]
     aggregates += [F.min("timestamp").alias("t_first"), F.max("timestamp").alias("t_last")]
-    return imu.groupBy(*WINDOW_KEYS, F.floor(F.col("timestamp") + 0.5).alias("ts")).agg(*aggregates)
+    second = F.floor(F.col("timestamp") + 0.5).cast("long").alias("ts")
+    return imu.groupBy("machine_uuid", second).agg(*aggregates)
+
+
+def seconds_in_windows(seconds: DataFrame, windows: DataFrame, context_s: float) -> DataFrame:
+    """Per-second rows that can influence each window (a second may serve two windows)."""
+    from pyspark.sql import functions as F
+
+    s, w = seconds.alias("s"), windows.alias("w")
+    joined = s.join(
+        F.broadcast(w),
+        (F.col("s.machine_uuid") == F.col("w.machine_uuid"))
+        & (F.col("s.ts") >= F.col("w.ts_from") - F.lit(context_s + 1))
+        & (F.col("s.ts") <= F.col("w.ts_to") + F.lit(context_s + 1)),
+    )
+    return joined.select(
+        *(F.col(f"w.{key}") for key in WINDOW_KEYS),
+        *(F.col(f"s.{column}") for column in seconds.columns if column != "machine_uuid"),
+    )
 
 
 def build_statevectors(
@@ -148,11 +167,15 @@ def build_statevectors(
     """
     from pyspark.sql import functions as F
 
-    windowed = samples_in_windows(samples, windows, context_s)
-    gps = windowed.where(
+    gps_rows = samples.where(
         F.col("latitude").isNotNull() | F.col("longitude").isNotNull() | F.col("speed").isNotNull()
-    ).select(*WINDOW_KEYS, F.lit("g").alias("kind"), "timestamp", *GPS_COLUMNS)
-    imu = imu_second_stats_spark(windowed).withColumn("kind", F.lit("i"))
+    )
+    gps = samples_in_windows(gps_rows, windows, context_s).select(
+        *WINDOW_KEYS, F.lit("g").alias("kind"), "timestamp", *GPS_COLUMNS
+    )
+    imu = seconds_in_windows(imu_second_stats_spark(samples), windows, context_s).withColumn(
+        "kind", F.lit("i")
+    )
     both = gps.unionByName(imu, allowMissingColumns=True)
 
     def per_window(pdf: pd.DataFrame) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -464,6 +465,9 @@ def preprocess(
     # one machine's files together, in time order, so windows merge within a chunk
     pending.sort(key=lambda b: (b.machine_uuid, b.first_timestamp or 0.0, b.id))
     pool = validation_pool() if pending else None
+    if pending:
+        # the JVM starts while the first chunk is being validated
+        threading.Thread(target=lambda: ctx.spark, name="spark-start", daemon=True).start()
     try:
         for chunk, first in enumerate(range(0, len(pending), chunk_files)):
             assert pool is not None
