@@ -104,3 +104,15 @@ def test_every_contract_command_is_parsed() -> None:
     for command in (*PIPELINE_STEPS, "status", "reprocess", "simulate"):
         args = parser.parse_args(["--config", "x.yaml", command])
         assert args.command == command
+
+
+def test_sqlite_state_in_a_new_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from etl.bootstrap import bootstrap
+    from etl.config import load_config
+
+    config = write_config(tmp_path, state_url=f"sqlite:///{tmp_path}/new/deeper/state.db")
+    ctx = bootstrap(load_config(config))
+    with ctx.uow() as uow:
+        assert uow.batches.for_pipeline("clitest") == []
+    ctx.close()
+    assert (tmp_path / "new" / "deeper" / "state.db").is_file()
