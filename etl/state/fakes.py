@@ -18,7 +18,7 @@ Usage::
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -45,6 +45,7 @@ from etl.state.domain import (
     unique_new_batches,
     utcnow,
 )
+from etl.state.transitions import BatchTransitions
 from etl.state.uow import AbstractUnitOfWork
 
 _R = TypeVar("_R")
@@ -103,7 +104,7 @@ class _FakeRepository:
         self.tx = tx
 
 
-class FakeBatchRepository(_FakeRepository):
+class FakeBatchRepository(_FakeRepository, BatchTransitions):
     """Batches in memory; mirrors :class:`etl.state.sql.SqlAlchemyBatchRepository`."""
 
     def add_discovered(self, records: Iterable[NewBatch], run_id: int | None = None) -> list[Batch]:
@@ -229,69 +230,11 @@ class FakeBatchRepository(_FakeRepository):
         check_transition(batch.key, batch.status, target)
         now = utcnow()
         run = batch.run_id if run_id is None else run_id
+        if "warnings" in changes:
+            changes["warnings"] = tuple(changes["warnings"])
         moved = replace(batch, status=target, updated_at=now, run_id=run, **changes)
         self._event(moved, batch.status, run_id, now, note)
         return self.tx.put("batches", moved)
-
-    def mark_rejected(
-        self,
-        batch_id: int,
-        reason: str,
-        *,
-        run_id: int | None = None,
-        warnings: Sequence[str] = (),
-        quality: dict[str, Any] | None = None,
-    ) -> Batch:
-        """Discovered -> rejected."""
-        line = one_line(reason)
-        return self._move(
-            batch_id,
-            BatchStatus.REJECTED,
-            run_id,
-            line,
-            reason=line,
-            warnings=tuple(json_document(list(warnings))),
-            quality=json_document(quality),
-        )
-
-    def mark_duplicate(self, batch_id: int, of_id: int, *, run_id: int | None = None) -> Batch:
-        """Discovered -> rejected as a duplicate of ``of_id``."""
-        if of_id == batch_id:
-            raise ValueError(f"batch {batch_id} cannot be a duplicate of itself")
-        original = self.get(of_id)
-        if original.pipeline != self.get(batch_id).pipeline:
-            raise ValueError(f"batch {of_id} belongs to another pipeline than batch {batch_id}")
-        line = f"duplicate of {original.key}"
-        return self._move(
-            batch_id, BatchStatus.REJECTED, run_id, line, reason=line, duplicate_of=original.id
-        )
-
-    def mark_preprocessed(
-        self,
-        batch_id: int,
-        *,
-        delta_version: int,
-        warnings: Sequence[str] = (),
-        quality: dict[str, Any] | None = None,
-        run_id: int | None = None,
-    ) -> Batch:
-        """Discovered -> preprocessed."""
-        return self._move(
-            batch_id,
-            BatchStatus.PREPROCESSED,
-            run_id,
-            delta_version=delta_version,
-            warnings=tuple(json_document(list(warnings))),
-            quality=json_document(quality),
-        )
-
-    def mark_status(
-        self, batch_id: int, status: BatchStatus, *, run_id: int | None = None
-    ) -> Batch:
-        """-> inferred or exported."""
-        if status not in (BatchStatus.INFERRED, BatchStatus.EXPORTED):
-            raise ValueError(f"mark_status moves to inferred or exported, not {status}")
-        return self._move(batch_id, status, run_id)
 
     def reset(
         self,

@@ -10,7 +10,7 @@ of work already holds the database's write lock (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -48,6 +48,7 @@ from etl.state.models import (
     ModelRow,
     RunRow,
 )
+from etl.state.transitions import BatchTransitions
 
 _T = TypeVar("_T")
 _Row = TypeVar("_Row", BatchRow, ModelRow, InferenceRunRow, ExportRow, RunRow)
@@ -119,7 +120,7 @@ class _SqlRepository:
         return self.session.get_bind().dialect.name
 
 
-class SqlAlchemyBatchRepository(_SqlRepository):
+class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
     """Batches in PostgreSQL or SQLite."""
 
     def add_discovered(self, records: Iterable[NewBatch], run_id: int | None = None) -> list[Batch]:
@@ -286,66 +287,6 @@ class SqlAlchemyBatchRepository(_SqlRepository):
         )
         self.session.flush()
         return _to_batch(row)
-
-    def mark_rejected(
-        self,
-        batch_id: int,
-        reason: str,
-        *,
-        run_id: int | None = None,
-        warnings: Sequence[str] = (),
-        quality: dict[str, Any] | None = None,
-    ) -> Batch:
-        """Discovered -> rejected."""
-        line = one_line(reason)
-        return self._move(
-            batch_id,
-            BatchStatus.REJECTED,
-            run_id,
-            line,
-            reason=line,
-            warnings=json_document(list(warnings)),
-            quality=json_document(quality),
-        )
-
-    def mark_duplicate(self, batch_id: int, of_id: int, *, run_id: int | None = None) -> Batch:
-        """Discovered -> rejected as a duplicate of ``of_id``."""
-        if of_id == batch_id:
-            raise ValueError(f"batch {batch_id} cannot be a duplicate of itself")
-        original = self.get(of_id)
-        if original.pipeline != self.get(batch_id).pipeline:
-            raise ValueError(f"batch {of_id} belongs to another pipeline than batch {batch_id}")
-        line = f"duplicate of {original.key}"
-        return self._move(
-            batch_id, BatchStatus.REJECTED, run_id, line, reason=line, duplicate_of=original.id
-        )
-
-    def mark_preprocessed(
-        self,
-        batch_id: int,
-        *,
-        delta_version: int,
-        warnings: Sequence[str] = (),
-        quality: dict[str, Any] | None = None,
-        run_id: int | None = None,
-    ) -> Batch:
-        """Discovered -> preprocessed."""
-        return self._move(
-            batch_id,
-            BatchStatus.PREPROCESSED,
-            run_id,
-            delta_version=delta_version,
-            warnings=json_document(list(warnings)),
-            quality=json_document(quality),
-        )
-
-    def mark_status(
-        self, batch_id: int, status: BatchStatus, *, run_id: int | None = None
-    ) -> Batch:
-        """-> inferred or exported."""
-        if status not in (BatchStatus.INFERRED, BatchStatus.EXPORTED):
-            raise ValueError(f"mark_status moves to inferred or exported, not {status}")
-        return self._move(batch_id, status, run_id)
 
     def reset(
         self,
