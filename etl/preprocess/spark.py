@@ -139,7 +139,7 @@ def seconds_in_windows(seconds: DataFrame, windows: DataFrame, context_s: float)
         & (F.col("s.ts") <= F.col("w.ts_to") + F.lit(context_s + 1)),
     )
     return joined.select(
-        *(F.col(f"w.{key}") for key in WINDOW_KEYS),
+        *(F.col(f"w.{key}").alias(key) for key in WINDOW_KEYS),  # new ids: no self-join clash
         *(F.col(f"s.{column}") for column in seconds.columns if column != "machine_uuid"),
     )
 
@@ -171,22 +171,15 @@ def build_statevectors(
         F.col("latitude").isNotNull() | F.col("longitude").isNotNull() | F.col("speed").isNotNull()
     )
     gps = samples_in_windows(gps_rows, windows, context_s).select(
-        *WINDOW_KEYS, F.lit("g").alias("kind"), "timestamp", *GPS_COLUMNS
+        *WINDOW_KEYS, "timestamp", *GPS_COLUMNS
     )
-    imu = seconds_in_windows(imu_second_stats_spark(samples), windows, context_s).withColumn(
-        "kind", F.lit("i")
-    )
-    both = gps.unionByName(imu, allowMissingColumns=True)
+    imu = seconds_in_windows(imu_second_stats_spark(samples), windows, context_s)
 
-    def per_window(pdf: pd.DataFrame) -> pd.DataFrame:
-        first = pdf.iloc[0]
-        is_gps = pdf["kind"].to_numpy() == "g"
-        imu_seconds = pdf.loc[~is_gps, list(IMU_SECONDS_COLUMNS)].astype(
-            {"ts": "int64", "n": "int64"}
-        )
+    def per_window(gps_pdf: pd.DataFrame, imu_pdf: pd.DataFrame) -> pd.DataFrame:
+        first = (gps_pdf if len(gps_pdf) else imu_pdf).iloc[0]
         return resample_machine(
-            pdf.loc[is_gps, ["timestamp", *GPS_COLUMNS]],
-            imu_seconds,
+            gps_pdf.loc[:, ["timestamp", *GPS_COLUMNS]],
+            imu_pdf.loc[:, list(IMU_SECONDS_COLUMNS)].astype({"ts": "int64", "n": "int64"}),
             machine_uuid=str(first["machine_uuid"]),
             max_gap_s=max_gap_s,
             params=params,
@@ -194,4 +187,8 @@ def build_statevectors(
             ts_to=int(first["ts_to"]),
         )[list(STATEVECTOR_COLUMNS)]
 
-    return both.groupBy(*WINDOW_KEYS).applyInPandas(per_window, statevector_struct())
+    return (
+        gps.groupBy(*WINDOW_KEYS)
+        .cogroup(imu.groupBy(*WINDOW_KEYS))
+        .applyInPandas(per_window, statevector_struct())
+    )
