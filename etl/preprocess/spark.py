@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 WINDOW_KEYS = ("machine_uuid", "window_id", "ts_from", "ts_to")
 RAW_COLUMNS = ("timestamp", *GPS_COLUMNS, *IMU_AXES)
-_KEY_PATTERN = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/[^/]+\.parquet$"
 
 
 def raw_schema() -> StructType:
@@ -56,14 +55,15 @@ def clean_samples(
 
     Applies the repairs validation reports (:func:`etl.preprocess.validate.validate_batch`):
     rows with an implausible clock go, readings out of their physical range are
-    blanked, exact duplicates (within or across overlapping files) go. The
-    machine comes from the file's key, ``{machine_uuid}/{first_ts_ms}.parquet``.
+    blanked, exact duplicates (within or across overlapping files) go.
     Removing duplicates costs a shuffle of every row: callers pass
     ``deduplicate=False`` for files known to hold none (no repeated rows, no
     overlap with another file).
 
     Args:
-        raw: rows of :func:`raw_schema` plus ``path`` (the file's URL).
+        raw: rows of :func:`raw_schema` plus ``machine_uuid`` (set by the reader from
+            the files' keys: a literal per machine is far cheaper than parsing
+            ``input_file_name()`` on every row).
         ranges: ``[low, high]`` per channel (heading's ``high`` is exclusive).
         min_epoch_s: earliest plausible timestamp.
         max_epoch_s: latest plausible timestamp.
@@ -71,7 +71,7 @@ def clean_samples(
     """
     from pyspark.sql import functions as F
 
-    columns = [F.regexp_extract("path", _KEY_PATTERN, 1).alias("machine_uuid"), "timestamp"]
+    columns = ["machine_uuid", "timestamp"]
     for column in (*GPS_COLUMNS, *IMU_AXES):
         low, high = ranges[column]
         upper = F.col(column) < high if column == "heading" else F.col(column) <= high

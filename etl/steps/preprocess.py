@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import reduce
 from itertools import repeat
 from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
@@ -181,31 +182,35 @@ def needs_deduplication(sources: list[Batch]) -> set[int]:
 def read_samples(ctx: Context, sources: list[Batch], limits: ValidationLimits) -> DataFrame:
     """The validated samples of these raw files, read by Spark itself.
 
-    Only files that may hold repeated rows pay for the de-duplicating shuffle.
+    One scan per machine (its id a literal column) and per de-duplication need:
+    only files that may hold repeated rows pay for the de-duplicating shuffle.
     """
     from pyspark.sql import functions as F
 
     repeated = needs_deduplication(sources)
+    groups: dict[tuple[str, bool], list[str]] = defaultdict(list)
+    for batch in sources:
+        groups[(batch.machine_uuid, batch.id in repeated)].append(batch.url)
     frames = []
     for deduplicate in (False, True):
-        urls = sorted(b.url for b in sources if (b.id in repeated) is deduplicate)
-        if not urls:
-            continue
-        raw = (
+        scans = [
             ctx.spark.read.schema(raw_schema())
-            .parquet(*urls)
-            .withColumn("path", F.input_file_name())
-        )
-        frames.append(
-            clean_samples(
-                raw,
-                ranges=physical_ranges(limits),
-                min_epoch_s=limits.min_valid_epoch_s,
-                max_epoch_s=time.time() + limits.max_future_s,
-                deduplicate=deduplicate,
+            .parquet(*sorted(urls))
+            .withColumn("machine_uuid", F.lit(machine))
+            for (machine, flagged), urls in sorted(groups.items())
+            if flagged is deduplicate
+        ]
+        if scans:
+            frames.append(
+                clean_samples(
+                    reduce(lambda left, right: left.unionByName(right), scans),
+                    ranges=physical_ranges(limits),
+                    min_epoch_s=limits.min_valid_epoch_s,
+                    max_epoch_s=time.time() + limits.max_future_s,
+                    deduplicate=deduplicate,
+                )
             )
-        )
-    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    return reduce(lambda left, right: left.unionByName(right), frames)
 
 
 def recompute_statevectors(

@@ -15,7 +15,7 @@ from etl.preprocess.validate import ValidationLimits, physical_ranges
 UUID = "0b6f1c4e-0000-4000-8000-000000000001"
 
 
-def test_widening_repairs_and_machine_from_key(spark: SparkSession, tmp_path: Path) -> None:
+def test_widening_and_repairs(spark: SparkSession, tmp_path: Path) -> None:
     folder = tmp_path / UUID
     folder.mkdir()
     frame = pd.DataFrame(
@@ -36,7 +36,7 @@ def test_widening_repairs_and_machine_from_key(spark: SparkSession, tmp_path: Pa
     raw = (
         spark.read.schema(raw_schema())
         .parquet(f"file://{folder}/1767225600000.parquet")
-        .withColumn("path", F.input_file_name())
+        .withColumn("machine_uuid", F.lit(UUID))
     )
     out = (
         clean_samples(
