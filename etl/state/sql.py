@@ -115,6 +115,13 @@ class _SqlRepository:
             raise NotFoundError(entity.__tablename__, row_id)
         return row
 
+    def _row(self, entity: type[_Row], row_id: int) -> _Row:
+        """The row with this id, or NotFoundError naming its table."""
+        row = self.session.get(entity, row_id)
+        if row is None:
+            raise NotFoundError(entity.__tablename__, row_id)
+        return row
+
     @property
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
@@ -180,9 +187,7 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
 
     def get(self, batch_id: int) -> Batch:
         """The batch with this id."""
-        row = self.session.get(BatchRow, batch_id)
-        if row is None:
-            raise NotFoundError("batches", batch_id)
+        row = self._row(BatchRow, batch_id)
         return _to_batch(row)
 
     def _select(self, pipeline: str) -> Select[tuple[BatchRow]]:
@@ -397,9 +402,7 @@ class SqlAlchemyModelRepository(_SqlRepository):
 
     def get(self, model_id: int) -> ModelVersion:
         """The model with this id."""
-        row = self.session.get(ModelRow, model_id)
-        if row is None:
-            raise NotFoundError("models", model_id)
+        row = self._row(ModelRow, model_id)
         return _to_model(row)
 
     def _champion_row(self, pipeline: str, machine_type: str) -> ModelRow | None:
@@ -463,8 +466,7 @@ class SqlAlchemyInferenceRunRepository(_SqlRepository):
         run_id: int | None = None,
     ) -> InferenceRun:
         """A running pass."""
-        if self.session.get(ModelRow, model_id) is None:
-            raise NotFoundError("models", model_id)
+        self._row(ModelRow, model_id)  # the model must exist
         row = InferenceRunRow(
             pipeline=pipeline,
             machine_uuid=machine_uuid,
@@ -506,9 +508,7 @@ class SqlAlchemyInferenceRunRepository(_SqlRepository):
 
     def get(self, inference_run_id: int) -> InferenceRun:
         """The pass with this id."""
-        row = self.session.get(InferenceRunRow, inference_run_id)
-        if row is None:
-            raise NotFoundError("inference_runs", inference_run_id)
+        row = self._row(InferenceRunRow, inference_run_id)
         return _to_inference_run(row)
 
     def for_pipeline(
@@ -536,11 +536,8 @@ class SqlAlchemyExportRepository(_SqlRepository):
         run_id: int | None = None,
     ) -> Export:
         """A running load."""
-        if (
-            inference_run_id is not None
-            and self.session.get(InferenceRunRow, inference_run_id) is None
-        ):
-            raise NotFoundError("inference_runs", inference_run_id)
+        if inference_run_id is not None:
+            self._row(InferenceRunRow, inference_run_id)  # it must exist
         row = ExportRow(
             pipeline=pipeline,
             inference_run_id=inference_run_id,
@@ -579,9 +576,7 @@ class SqlAlchemyExportRepository(_SqlRepository):
 
     def get(self, export_id: int) -> Export:
         """The load with this id."""
-        row = self.session.get(ExportRow, export_id)
-        if row is None:
-            raise NotFoundError("exports", export_id)
+        row = self._row(ExportRow, export_id)
         return _to_export(row)
 
     def for_pipeline(self, pipeline: str, inference_run_id: int | None = None) -> list[Export]:
@@ -621,9 +616,7 @@ class SqlAlchemyRunRepository(_SqlRepository):
 
     def get(self, run_id: int) -> Run:
         """The run with this id."""
-        row = self.session.get(RunRow, run_id)
-        if row is None:
-            raise NotFoundError("runs", run_id)
+        row = self._row(RunRow, run_id)
         return _to_run(row)
 
     def for_pipeline(self, pipeline: str, step: str | None = None) -> list[Run]:
