@@ -28,7 +28,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from etl.preprocess.schema import IMU_AXES, IMU_SECOND_VALUE_COLUMNS, IMU_SECONDS_COLUMNS
+from etl.preprocess.schema import (
+    IMU_AXES,
+    IMU_MEAN_COLUMNS,
+    IMU_SECOND_VALUE_COLUMNS,
+    IMU_SECONDS_COLUMNS,
+    IMU_SECONDS_DTYPES,
+    IMU_STD_COLUMNS,
+)
 
 IMU_RAW_COLUMNS = ("timestamp", *IMU_AXES)
 
@@ -58,22 +65,31 @@ def imu_second_stats(imu: pd.DataFrame) -> pd.DataFrame:
     values = imu.loc[:, list(IMU_RAW_COLUMNS)].to_numpy(dtype=np.float64, na_value=np.nan)
     values = values[np.isfinite(values).all(axis=1)]
     # A fixed row order makes the sums, hence the last bits, independent of arrival.
-    values = values[np.lexsort(values.T[::-1])]
-    distinct = np.ones(len(values), dtype=bool)
-    distinct[1:] = np.any(values[1:] != values[:-1], axis=1)
-    rows = pd.DataFrame(values[distinct], columns=list(IMU_RAW_COLUMNS))
-    rows["ts"] = second_of(rows["timestamp"].to_numpy())
-    grouped = rows.groupby("ts", sort=True)
-    stats = pd.DataFrame({"n": grouped["timestamp"].size().astype(np.int64)})
-    for axis in IMU_AXES:
-        stats[f"{axis}_mean"] = grouped[axis].mean()
-    for axis in IMU_AXES:
-        stats[f"{axis}_std"] = grouped[axis].std(ddof=0)
-    stats["t_first"] = grouped["timestamp"].min()
-    stats["t_last"] = grouped["timestamp"].max()
-    stats = stats.reset_index()
-    stats["ts"] = stats["ts"].astype(np.int64)
-    return stats.loc[:, list(IMU_SECONDS_COLUMNS)]
+    # Strictly increasing times (a validated file) are that order already, without repeats.
+    if not np.all(np.diff(values[:, 0]) > 0):
+        values = values[np.lexsort(values.T[::-1])]
+        distinct = np.ones(len(values), dtype=bool)
+        distinct[1:] = np.any(values[1:] != values[:-1], axis=1)
+        values = values[distinct]
+    if not len(values):
+        return pd.DataFrame(
+            {c: pd.Series(dtype=IMU_SECONDS_DTYPES[c]) for c in IMU_SECONDS_COLUMNS}
+        )
+    # Sorted by time, each second's rows are contiguous: numpy segment sums (a
+    # pandas groupby costs ~10 ms of fixed overhead per 10-minute file).
+    seconds = second_of(values[:, 0])
+    starts = np.flatnonzero(np.r_[True, seconds[1:] != seconds[:-1]])
+    counts = np.diff(np.r_[starts, len(values)])
+    axes = values[:, 1:]
+    means = np.add.reduceat(axes, starts, axis=0) / counts[:, None]
+    deviations = axes - np.repeat(means, counts, axis=0)
+    stds = np.sqrt(np.add.reduceat(deviations * deviations, starts, axis=0) / counts[:, None])
+    stats: dict[str, np.ndarray] = {"ts": seconds[starts], "n": counts.astype(np.int64)}
+    stats.update(zip(IMU_MEAN_COLUMNS, means.T, strict=True))
+    stats.update(zip(IMU_STD_COLUMNS, stds.T, strict=True))
+    stats["t_first"] = values[starts, 0]
+    stats["t_last"] = values[starts + counts - 1, 0]
+    return pd.DataFrame(stats, columns=list(IMU_SECONDS_COLUMNS))
 
 
 def covered_seconds(events: np.ndarray, max_gap_s: float) -> np.ndarray:

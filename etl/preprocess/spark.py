@@ -1,11 +1,14 @@
-"""StateVectors in Spark: native per-second IMU statistics, then ``applyInPandas``.
+"""StateVectors in Spark: per-second IMU statistics, then ``applyInPandas``.
 
-Spark does what it does natively (filtering, the per-second IMU aggregates over
-millions of 10 Hz samples); only the GPS de-noising and the grid, which need
-the ordered samples of one machine, run in Python, one group per machine and
-window. A *window* is a range of seconds ``[ts_from, ts_to)`` to (re)compute;
-its group receives the samples up to ``context_s`` beyond each bound so that
-seconds near a batch boundary see the samples on both sides.
+Spark does what it does natively: filtering, the per-second IMU aggregates of
+raw rows it reads itself (:func:`imu_second_stats_spark`), pooling the
+per-file partial statistics that validation tasks hand over
+(:func:`combine_imu_seconds`), the window joins and the shuffle. Only the GPS
+de-noising and the grid, which need the ordered samples of one machine, run
+in Python, one group per machine and window. A *window* is a range of seconds
+``[ts_from, ts_to)`` to (re)compute; its group receives the samples up to
+``context_s`` beyond each bound so that seconds near a batch boundary see the
+samples on both sides.
 
 Frames in, frames out: no storage, no ``collect``.
 """
@@ -84,7 +87,7 @@ def samples_in_windows(samples: DataFrame, windows: DataFrame, context_s: float)
     """Samples that can influence each window: within ``context_s`` of its bounds.
 
     Args:
-        samples: raw samples (``machine_uuid``, ``timestamp``, GPS and acc columns).
+        samples: rows with ``machine_uuid`` and ``timestamp`` (all their columns are kept).
         windows: ``machine_uuid``, ``window_id``, ``ts_from``, ``ts_to`` (long seconds).
         context_s: the resampler's reach (:func:`etl.preprocess.context_seconds`).
     """
@@ -99,8 +102,7 @@ def samples_in_windows(samples: DataFrame, windows: DataFrame, context_s: float)
     )
     return joined.select(
         *(F.col(f"w.{key}") for key in WINDOW_KEYS),
-        "s.timestamp",
-        *(f"s.{column}" for column in (*GPS_COLUMNS, *IMU_AXES)),
+        *(F.col(f"s.{column}") for column in samples.columns if column != "machine_uuid"),
     )
 
 
@@ -144,8 +146,73 @@ def seconds_in_windows(seconds: DataFrame, windows: DataFrame, context_s: float)
     )
 
 
+def combine_imu_seconds(partials: DataFrame) -> DataFrame:
+    """Per machine and second, the IMU statistics of several disjoint sets of samples.
+
+    Each input row holds the statistics of one file's samples in one second
+    (:func:`etl.preprocess.reduce.reduce_batch`) or of de-duplicated raw rows
+    (:func:`imu_second_stats_spark`); no sample may be counted by two rows. A
+    second with one part keeps its values bit for bit; a second straddling two
+    files gets the pooled count, mean and population variance.
+    """
+    from pyspark.sql import functions as F
+
+    aggregates = [F.count(F.lit(1)).alias("_parts"), F.sum("n").alias("n")]
+    for axis in IMU_AXES:
+        mean, std = F.col(f"{axis}_mean"), F.col(f"{axis}_std")
+        aggregates += [
+            F.first(mean).alias(f"_{axis}_mean1"),
+            F.first(std).alias(f"_{axis}_std1"),
+            F.sum(F.col("n") * mean).alias(f"_{axis}_sum"),
+            F.sum(F.col("n") * (std * std + mean * mean)).alias(f"_{axis}_sumsq"),
+        ]
+    aggregates += [F.min("t_first").alias("t_first"), F.max("t_last").alias("t_last")]
+    pooled = partials.groupBy("machine_uuid", "ts").agg(*aggregates)
+    single = F.col("_parts") == 1
+    means, stds = [], []
+    for axis in IMU_AXES:
+        mean = F.col(f"_{axis}_sum") / F.col("n")
+        variance = F.col(f"_{axis}_sumsq") / F.col("n") - mean * mean
+        means.append(F.when(single, F.col(f"_{axis}_mean1")).otherwise(mean).alias(f"{axis}_mean"))
+        stds.append(
+            F.when(single, F.col(f"_{axis}_std1"))
+            .otherwise(F.sqrt(F.greatest(variance, F.lit(0.0))))
+            .alias(f"{axis}_std")
+        )
+    return pooled.select("machine_uuid", "ts", "n", *means, *stds, "t_first", "t_last")
+
+
+def gps_fixes(samples: DataFrame) -> DataFrame:
+    """Rows carrying a fix (the resampler drops incomplete ones itself)."""
+    from pyspark.sql import functions as F
+
+    return samples.where(
+        F.col("latitude").isNotNull() | F.col("longitude").isNotNull() | F.col("speed").isNotNull()
+    ).select("machine_uuid", "timestamp", *GPS_COLUMNS)
+
+
 def build_statevectors(
     samples: DataFrame,
+    windows: DataFrame,
+    *,
+    max_gap_s: float,
+    params: DenoiseParams,
+    context_s: float,
+) -> DataFrame:
+    """StateVectors for every window from validated raw samples (see :func:`statevectors_from`)."""
+    return statevectors_from(
+        gps_fixes(samples),
+        imu_second_stats_spark(samples),
+        windows,
+        max_gap_s=max_gap_s,
+        params=params,
+        context_s=context_s,
+    )
+
+
+def statevectors_from(
+    fixes: DataFrame,
+    imu_seconds: DataFrame,
     windows: DataFrame,
     *,
     max_gap_s: float,
@@ -155,7 +222,9 @@ def build_statevectors(
     """StateVectors for every window (rows of ``[ts_from, ts_to)`` only).
 
     Args:
-        samples: validated raw samples of any number of machines.
+        fixes: ``machine_uuid``, ``timestamp`` and the GPS channels of any number of machines.
+        imu_seconds: per machine and second, the IMU statistics of all its samples
+            (:func:`imu_second_stats_spark` or :func:`combine_imu_seconds`).
         windows: the seconds to compute per machine; windows of one machine must
             not overlap (each second is produced by exactly one group).
         max_gap_s: the configured ``preprocess.max_gap_s``.
@@ -165,15 +234,10 @@ def build_statevectors(
     Returns:
         Rows with the StateVector schema (:func:`etl.preprocess.statevector_struct`).
     """
-    from pyspark.sql import functions as F
-
-    gps_rows = samples.where(
-        F.col("latitude").isNotNull() | F.col("longitude").isNotNull() | F.col("speed").isNotNull()
-    )
-    gps = samples_in_windows(gps_rows, windows, context_s).select(
+    gps = samples_in_windows(fixes, windows, context_s).select(
         *WINDOW_KEYS, "timestamp", *GPS_COLUMNS
     )
-    imu = seconds_in_windows(imu_second_stats_spark(samples), windows, context_s)
+    imu = seconds_in_windows(imu_seconds, windows, context_s)
 
     def per_window(gps_pdf: pd.DataFrame, imu_pdf: pd.DataFrame) -> pd.DataFrame:
         first = (gps_pdf if len(gps_pdf) else imu_pdf).iloc[0]

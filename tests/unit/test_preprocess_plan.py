@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from etl.state.domain import Batch, BatchSource, BatchStatus
-from etl.steps.preprocess import merge_windows, needs_deduplication
+from etl.steps.preprocess import merge_windows, needs_deduplication, slice_windows
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -49,14 +49,26 @@ def test_windows_widen_by_context_and_merge_per_machine() -> None:
     ]
 
 
-def test_only_overlapping_or_repeating_files_are_deduplicated() -> None:
+def test_slices_cover_each_window_exactly_once() -> None:
+    windows = [("a", -31, 7300), ("b", 0, 3600), ("c", 5, 6)]
+    sliced = slice_windows(windows, 3600)
+    assert sliced == [
+        ("a", -31, 3569),
+        ("a", 3569, 7169),
+        ("a", 7169, 7300),
+        ("b", 0, 3600),
+        ("c", 5, 6),
+    ]
+
+
+def test_only_overlapping_files_are_deduplicated() -> None:
     sources = [
         batch(1, "a", 0, 599.9),
         batch(2, "a", 600, 1199.9),
         batch(3, "a", 1190, 1799.9),  # overlaps 2
-        batch(4, "a", 1800, 2399.9, duplicates=3),  # repeated rows inside
+        batch(4, "a", 1800, 2399.9, duplicates=3),  # repeats inside: validation dropped them
         batch(5, "b", 0, 599.9),
         batch(6, "b", 100, 200),  # inside 5
         batch(7, "b", 650, 700),  # after 5, not overlapping
     ]
-    assert needs_deduplication(sources) == {2, 3, 4, 5, 6}
+    assert needs_deduplication(sources) == {2, 3, 5, 6}

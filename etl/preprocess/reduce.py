@@ -1,0 +1,118 @@
+"""One validated file to the compact rows the StateVector step needs (pure pandas).
+
+Validation decodes every raw file anyway, so the same Python task also
+reduces it: the file's verdict as one row, its GPS fixes as they are (1 Hz),
+and its 10 Hz IMU samples as per-second *partial* statistics (count, mean,
+population std, first and last time). That is about a tenth of the rows the
+raw file holds, so the 10 Hz samples never travel between Python and the JVM
+and each file is decoded once.
+
+A second can straddle two files; Spark combines the partials of one machine
+and second exactly (:func:`etl.preprocess.spark.combine_imu_seconds`). Partials
+must not count one sample twice, so files whose samples may repeat in another
+file (overlapping time ranges) are not reduced but read raw and de-duplicated
+by Spark.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from etl.preprocess.grid import imu_second_stats
+from etl.preprocess.schema import GPS_COLUMNS, IMU_SECONDS_COLUMNS, REDUCED_DTYPES
+from etl.preprocess.validate import Verdict
+
+KIND_VERDICT = "verdict"
+KIND_GPS = "gps"
+KIND_IMU = "imu"
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values for numpy scalars (the quality report's counts) as plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def verdict_to_json(verdict: Verdict) -> str:
+    """The verdict without its samples, as one JSON string (non-finite numbers as null)."""
+    quality = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in verdict.quality.items()
+    }
+    return json.dumps(
+        {
+            "accepted": verdict.accepted,
+            "reason": verdict.reason,
+            "warnings": verdict.warnings,
+            "quality": quality,
+        },
+        default=_jsonable,
+    )
+
+
+def verdict_from_json(text: str) -> Verdict:
+    """The inverse of :func:`verdict_to_json` (``samples`` stays None)."""
+    data = json.loads(text)
+    return Verdict(
+        accepted=data["accepted"],
+        reason=data["reason"],
+        warnings=list(data["warnings"]),
+        quality=dict(data["quality"]),
+    )
+
+
+def gps_rows(samples: pd.DataFrame) -> pd.DataFrame:
+    """Samples carrying a fix (the resampler drops incomplete ones itself)."""
+    has_fix = samples["latitude"].notna() | samples["longitude"].notna() | samples["speed"].notna()
+    return samples.loc[has_fix, ["timestamp", *GPS_COLUMNS]]
+
+
+def reduce_batch(batch_id: int, machine_uuid: str, verdict: Verdict) -> pd.DataFrame:
+    """The verdict row, and for an accepted file its fixes and per-second IMU partials.
+
+    Args:
+        batch_id: the state store's id of the file.
+        machine_uuid: its machine.
+        verdict: what :func:`etl.preprocess.validate.validate_batch` made of it.
+
+    Returns:
+        Rows with the columns of :data:`etl.preprocess.schema.REDUCED_DTYPES`;
+        ``kind`` says which columns are set.
+    """
+    parts: list[tuple[str, dict[str, Any], int]] = [
+        (KIND_VERDICT, {"verdict": np.array([verdict_to_json(verdict)], dtype=object)}, 1)
+    ]
+    if verdict.accepted and verdict.samples is not None:
+        fixes = gps_rows(verdict.samples)
+        seconds = imu_second_stats(verdict.samples)
+        parts.append((KIND_GPS, {c: fixes[c].to_numpy() for c in fixes.columns}, len(fixes)))
+        parts.append((KIND_IMU, {c: seconds[c].to_numpy() for c in seconds.columns}, len(seconds)))
+    # columns assembled in numpy: pandas concat/reindex cost more than the data here
+    total = sum(size for _, _, size in parts)
+    columns: dict[str, Any] = {
+        "batch_id": np.full(total, batch_id, dtype=np.int64),
+        "machine_uuid": np.full(total, machine_uuid, dtype=object),
+        "kind": np.concatenate([np.full(size, kind, dtype=object) for kind, _, size in parts]),
+    }
+    for name, dtype in list(REDUCED_DTYPES.items())[3:]:
+        if dtype == "object":
+            blank: Any = lambda size: np.full(size, None, dtype=object)  # noqa: E731
+        else:
+            blank = lambda size: np.full(size, np.nan)  # noqa: E731
+        joined = np.concatenate(
+            [values[name] if name in values else blank(size) for _, values, size in parts]
+        )
+        columns[name] = pd.array(joined, dtype="Int64") if dtype == "Int64" else joined
+    return pd.DataFrame(columns)
+
+
+def imu_partials(frame: pd.DataFrame) -> pd.DataFrame:
+    """The IMU partial rows of reduced frames (for tests and the pandas side)."""
+    rows = frame.loc[frame["kind"] == KIND_IMU, ["machine_uuid", *IMU_SECONDS_COLUMNS]]
+    return rows.reset_index(drop=True)

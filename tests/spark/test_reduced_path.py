@@ -1,0 +1,84 @@
+"""Per-file reduction in validation tasks, pooled by Spark, equals the whole-sample reference."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import SparkSession
+
+from etl.preprocess import imu_second_stats
+from etl.preprocess.reduce import (
+    KIND_GPS,
+    KIND_IMU,
+    KIND_VERDICT,
+    imu_partials,
+    reduce_batch,
+    verdict_from_json,
+)
+from etl.preprocess.schema import IMU_SECONDS_COLUMNS, reduced_struct
+from etl.preprocess.spark import combine_imu_seconds
+from etl.preprocess.validate import Verdict, validate_batch
+from tests.spark.test_statevectors_spark import T0, UUID, raw_samples
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.drop(columns="machine_uuid").to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _files(samples: pd.DataFrame, cut: float) -> list[tuple[int, Verdict]]:
+    """Two files split at ``cut`` (a time inside a second: that second straddles both)."""
+    first = samples.loc[samples["timestamp"] < cut]
+    second = samples.loc[samples["timestamp"] >= cut]
+    verdicts = []
+    for batch_id, part in ((1, first), (2, second)):
+        key = f"{UUID}/{int(part['timestamp'].min() * 1000)}.parquet"
+        verdicts.append((batch_id, validate_batch(_parquet(part), key=key, machine_uuid=UUID)))
+    return verdicts
+
+
+def test_reduced_rows_carry_the_verdict_fixes_and_imu_partials() -> None:
+    samples = raw_samples(seconds=120, gap=(200, 210))
+    (batch_id, verdict), _ = _files(samples, T0 + 60.3)
+    frame = reduce_batch(batch_id, UUID, verdict)
+
+    kinds = frame["kind"].value_counts().to_dict()
+    assert kinds[KIND_VERDICT] == 1
+    assert kinds[KIND_GPS] == verdict.quality["gps_rows"] > 0
+    assert kinds[KIND_IMU] == len(imu_second_stats(verdict.samples))
+    back = verdict_from_json(frame.loc[frame["kind"] == KIND_VERDICT, "verdict"].iloc[0])
+    assert back.accepted and back.quality == verdict.quality and back.warnings == verdict.warnings
+    assert set(frame["batch_id"]) == {batch_id} and set(frame["machine_uuid"]) == {UUID}
+
+
+def test_a_rejected_file_reduces_to_its_verdict_alone() -> None:
+    verdict = validate_batch(b"not parquet", key=f"{UUID}/1.parquet", machine_uuid=UUID)
+    frame = reduce_batch(7, UUID, verdict)
+    assert frame["kind"].tolist() == [KIND_VERDICT]
+    assert verdict_from_json(frame["verdict"].iloc[0]).reason == "not a parquet file"
+
+
+def test_pooled_partials_equal_the_statistics_of_all_samples(spark: SparkSession) -> None:
+    samples = raw_samples(seconds=120, gap=(200, 210))
+    files = _files(samples, T0 + 60.3)
+    reduced = pd.concat([reduce_batch(b, UUID, v) for b, v in files], ignore_index=True)
+    partials = imu_partials(reduced)
+    assert partials["ts"].duplicated().sum() >= 1, "the cut must leave a straddling second"
+
+    frame = spark.createDataFrame(reduced, schema=reduced_struct())
+    pooled = combine_imu_seconds(
+        frame.where(frame["kind"] == KIND_IMU).select("machine_uuid", *IMU_SECONDS_COLUMNS)
+    ).toPandas()
+    pooled = pooled.sort_values("ts").reset_index(drop=True)[list(IMU_SECONDS_COLUMNS)]
+
+    whole = imu_second_stats(samples)
+    assert pooled["ts"].tolist() == whole["ts"].tolist()
+    assert (pooled["n"].to_numpy() == whole["n"].to_numpy()).all()
+    for column in IMU_SECONDS_COLUMNS[2:]:
+        np.testing.assert_allclose(pooled[column], whole[column], rtol=0, atol=1e-12)
+    single = ~pooled["ts"].isin(partials.loc[partials["ts"].duplicated(), "ts"])
+    for column in IMU_SECONDS_COLUMNS[2:]:  # seconds of one file keep their bits
+        assert (pooled.loc[single, column] == whole.loc[single, column]).all()
