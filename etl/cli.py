@@ -86,6 +86,24 @@ def render_preprocess_summary(summary: dict) -> str:
     )
 
 
+def _cmd_train(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.train import train
+
+    summary = train(ctx)
+    for machine_type, outcome in summary["types"].items():
+        line = (
+            outcome.get("reason")
+            if not outcome.get("trained")
+            else (
+                f"v{outcome['version']} macro-F1 {outcome['macro_f1']:.3f} "
+                f"({'champion' if outcome['champion'] else 'challenger'}: {outcome['reason']})"
+            )
+        )
+        print(f"train {machine_type}: {line}", file=sys.stderr)
+    _print_summary(summary)
+    return EXIT_OK
+
+
 def _cmd_reprocess(ctx: Context, args: argparse.Namespace) -> int:
     pipeline = ctx.config.pipeline.name
     with ctx.uow() as uow:
@@ -166,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export": "write activities and cycles to the results database",
         "run": "one recurring tick: all of the above, in order",
     }
-    built = {"discover": _cmd_discover, "preprocess": _cmd_preprocess}
+    built = {"discover": _cmd_discover, "preprocess": _cmd_preprocess, "train": _cmd_train}
     parsers = {}
     for name in PIPELINE_STEPS:
         parsers[name] = commands.add_parser(name, help=helps[name])

@@ -1,0 +1,392 @@
+"""``etl train``: one activity model per machine type, when there is enough data.
+
+Per machine type:
+
+1. judge the data: machine-days announced in the catalog's history (Kafka: the
+   whole topic) and machine-days of StateVectors that carry a label; below
+   ``training.min_days`` the state store records "insufficient data: 9.5 of 14
+   days for dumpers" and nothing is trained;
+2. features in Spark (:mod:`etl.train.features`), labels joined per second;
+   whole machines held out for evaluation (a lone machine: its last stretch);
+3. fit the MLlib pipeline, smooth and evaluate on the held-out data;
+4. version the model under ``{processed_url}/{pipeline}/models/{type}/v{N}/``
+   with a manifest of the exact inputs (StateVectors' Delta version, label
+   files), log everything to MLflow and register it as
+   ``{pipeline}-{type}-activity``; the alias ``champion`` moves only when the
+   new version beats the champion on the same held-out data;
+5. register the model in the state store (version, metrics, data range, URL).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from etl.config import ACTIVITIES
+from etl.io.delta import latest_commit, table_exists
+from etl.io.objectstore import open_store
+from etl.state.domain import NewModel, RunStatus
+from etl.steps.preprocess import statevectors_url
+from etl.train.features import join_labels, labels_per_second, statevector_features
+from etl.train.metrics import plot_confusion
+from etl.train.model import (
+    evaluate,
+    fit,
+    flat_metrics,
+    score_seconds,
+    with_label_index,
+)
+from etl.train.plan import (
+    DAY_S,
+    Decision,
+    covered_seconds,
+    holdout_machines,
+    should_promote,
+    time_split,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from etl.bootstrap import Context
+
+log = logging.getLogger(__name__)
+
+PIP_REQUIREMENTS = ("pyspark==4.2.0", "mlflow==3.17.2", "numpy", "pandas")
+"""What the logged model needs to be loaded (pinned like requirements.lock)."""
+
+
+def registry_name(pipeline: str, machine_type: str) -> str:
+    """The MLflow registered model of a pipeline's machine type."""
+    return f"{pipeline}-{machine_type}-activity"
+
+
+def models_url(output_url: str, machine_type: str, version: int) -> str:
+    """Where version ``version`` of a type's model and its manifest live."""
+    return f"{output_url}/models/{machine_type}/v{version}"
+
+
+def read_labels(ctx: Context) -> DataFrame | None:
+    """The label intervals under ``storage.labels_url`` (parquet files of any depth)."""
+    url = ctx.config.storage.labels_url
+    if url is None:
+        return None
+    try:
+        return (
+            ctx.spark.read.option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", "*.parquet")
+            .parquet(url)
+            .select("machine_uuid", "start", "end", "activity")
+        )
+    except Exception as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "UNABLE_TO_INFER_SCHEMA" in str(exc):
+            return None
+        raise
+
+
+def _label_files(ctx: Context) -> list[str]:
+    url = ctx.config.storage.labels_url
+    if url is None:
+        return []
+    store = open_store(url, ctx.config.storage.s3)
+    return sorted(o.key for o in store.list("") if o.key.endswith(".parquet"))
+
+
+def announced_days(ctx: Context, machines: list[str]) -> float:
+    """Machine-days the catalog's history announces for these machines (overlaps once)."""
+    total = 0.0
+    for machine in machines:
+        history = ctx.catalog.history(machine)
+        total += covered_seconds((a.first_timestamp, a.last_timestamp) for a in history)
+    return total / DAY_S
+
+
+def _mlflow(ctx: Context) -> Any:
+    import mlflow
+
+    config = ctx.config.mlflow
+    uri = config.tracking_uri
+    if uri is None:
+        uri = f"{ctx.config.output_url}/mlruns"
+        if uri.startswith("file://"):
+            Path(uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(config.experiment or ctx.config.pipeline.name)
+    return mlflow
+
+
+def _champion_score(
+    ctx: Context, name: str, test: DataFrame, machine_type: str
+) -> tuple[float | None, str | None]:
+    """The registered champion's macro-F1 on the same held-out data, and its version."""
+    mlflow = _mlflow(ctx)
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        current = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None, None
+    model = mlflow.spark.load_model(f"models:/{name}@champion")
+    scored = score_seconds(model, test, len(ACTIVITIES[machine_type]))
+    result = evaluate(scored, machine_type, ctx.config.training.model)
+    return float(result["macro_f1"]), str(current.version)
+
+
+def log_run(
+    ctx: Context,
+    model: Any,
+    *,
+    name: str,
+    version: int,
+    labelled: DataFrame,
+    inputs: dict[str, Any],
+    evaluation: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, Any],
+    machine_type: str,
+) -> tuple[str, str]:
+    """One MLflow run: parameters, metrics, lineage, confusion picture, the registered model.
+
+    Returns:
+        The MLflow run id and the registered model version.
+    """
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.spark_dataset import SparkDataset
+    from mlflow.data.spark_dataset_source import SparkDatasetSource
+
+    mlflow = _mlflow(ctx)
+    params = ctx.config.training.model
+    classes = list(ACTIVITIES[machine_type])
+    with mlflow.start_run(run_name=f"{machine_type}-v{version}") as run:
+        mlflow.log_params({**params.model_dump(), "machine_type": machine_type})
+        mlflow.log_metrics(metrics)
+        # built by hand: mlflow.data.from_spark recognises Delta tables on local paths only
+        mlflow.log_input(
+            SparkDataset(
+                df=labelled.select("machine_uuid", "ts", "activity"),
+                source=DeltaDatasetSource(
+                    path=inputs["statevectors_url"],
+                    delta_table_version=int(inputs["statevectors_version"]),
+                ),
+                targets="activity",
+                name=f"statevectors@v{inputs['statevectors_version']}",
+            ),
+            context="training",
+        )
+        mlflow.log_input(
+            SparkDataset(
+                df=labelled.select("machine_uuid", "ts", "activity"),
+                source=SparkDatasetSource(path=inputs["labels_url"]),
+                targets="activity",
+                name=f"labels ({len(inputs['label_files'])} files)",
+            ),
+            context="labels",
+        )
+        mlflow.log_dict(inputs, "inputs.json")
+        mlflow.log_dict(evaluation["report"], "evaluation.json")
+        with tempfile.TemporaryDirectory() as folder:
+            picture = Path(folder) / f"confusion-{machine_type}.png"
+            plot_confusion(
+                evaluation["report"]["confusion"],
+                classes,
+                str(picture),
+                f"{name} v{version}: held-out seconds",
+            )
+            mlflow.log_artifact(str(picture))
+        mlflow.set_tags(
+            {k: json.dumps(v) if not isinstance(v, str) else v for k, v in tags.items()}
+        )
+        logged = mlflow.spark.log_model(
+            model,
+            "model",
+            registered_model_name=name,
+            pip_requirements=list(PIP_REQUIREMENTS),
+        )
+        return run.info.run_id, str(logged.registered_model_version)
+
+
+def train_type(
+    ctx: Context,
+    machine_type: str,
+    labelled: DataFrame,
+    machines: list[str],
+    *,
+    inputs: dict[str, Any],
+    decision: Decision,
+) -> dict[str, Any]:
+    """Fit, evaluate, version, log, register and maybe promote one machine type's model."""
+    from pyspark.sql import functions as F
+
+    settings = ctx.config.training
+    params = settings.model
+    pipeline = ctx.config.pipeline.name
+    started = time.monotonic()
+    data = with_label_index(labelled, machine_type).cache()
+    held = holdout_machines(machines, settings.holdout_fraction, params.seed)
+    if held:
+        is_test = F.col("machine_uuid").isin(held)
+        split = {"holdout_machines": held}
+    else:
+        bounds = data.agg(F.min("ts"), F.max("ts")).first()
+        cut = time_split(float(bounds[0]), float(bounds[1]), settings.holdout_fraction)
+        is_test = F.col("ts") >= F.lit(cut)
+        split = {"holdout_after_ts": cut}
+    train, test = data.where(~is_test), data.where(is_test)
+
+    model = fit(train, params)
+    classes = list(ACTIVITIES[machine_type])
+    evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, params)
+    metrics = flat_metrics(evaluation, classes)
+    range_row = data.agg(F.min("ts"), F.max("ts")).first()
+    data_from, data_to = float(range_row[0]), float(range_row[1])
+
+    with ctx.uow() as uow:
+        version = 1 + max(
+            (m.version for m in uow.models.for_pipeline(pipeline, machine_type)), default=0
+        )
+    url = models_url(ctx.config.output_url, machine_type, version)
+    model.write().overwrite().save(f"{url}/model")
+    manifest = {
+        "machine_type": machine_type,
+        "version": version,
+        "inputs": inputs,
+        "split": split,
+        "params": params.model_dump(),
+        "data_from": data_from,
+        "data_to": data_to,
+        "metrics": metrics,
+        "decision": decision.message,
+    }
+    store = open_store(ctx.config.output_url, ctx.config.storage.s3)
+    store.put(
+        f"models/{machine_type}/v{version}/training_data.json",
+        json.dumps(manifest, indent=2, sort_keys=True).encode(),
+    )
+
+    name = registry_name(pipeline, machine_type)
+    champion_f1, champion_version = _champion_score(ctx, name, test, machine_type)
+    promote = should_promote(metrics["macro_f1"], champion_f1)
+    run_id, registered = log_run(
+        ctx,
+        model,
+        name=name,
+        version=version,
+        labelled=labelled,
+        inputs=inputs,
+        evaluation=evaluation,
+        metrics=metrics,
+        tags={**split, "model_url": url, "role": "champion" if promote else "challenger"},
+        machine_type=machine_type,
+    )
+    mlflow = _mlflow(ctx)
+    client = mlflow.MlflowClient()
+    reason = f"macro-F1 {metrics['macro_f1']:.4f} vs champion " + (
+        f"{champion_f1:.4f} (v{champion_version})" if champion_f1 is not None else "none"
+    )
+    with ctx.uow() as uow:
+        row = uow.models.add(
+            NewModel(
+                pipeline=pipeline,
+                machine_type=machine_type,
+                mlflow_run_id=run_id,
+                registry_name=name,
+                registry_version=registered,
+                url=url,
+                metrics=metrics,
+                data_from=data_from,
+                data_to=data_to,
+                trained_at=datetime.now(UTC),
+            )
+        )
+        if row.version != version:
+            raise RuntimeError(f"model version raced: wrote v{version}, store gave v{row.version}")
+        if promote:
+            uow.models.set_champion(row.id, reason=reason)
+        uow.commit()
+    if promote:
+        client.set_registered_model_alias(name, "champion", registered)
+    else:
+        client.set_model_version_tag(name, registered, "challenger_reason", reason)
+    data.unpersist()
+    return {
+        "trained": True,
+        "version": version,
+        "registry": f"{name}/{registered}",
+        "champion": promote,
+        "reason": reason,
+        "url": url,
+        "macro_f1": metrics["macro_f1"],
+        "macro_f1_unsmoothed": metrics["macro_f1_unsmoothed"],
+        "cycles": evaluation["cycles"],
+        "per_class_f1": {a: evaluation["report"]["per_class"][a]["f1"] for a in classes},
+        "seconds": round(time.monotonic() - started, 1),
+        "decision": decision.message,
+    }
+
+
+def train(ctx: Context) -> dict[str, Any]:
+    """Train every machine type that has enough data; record every decision."""
+    from pyspark.sql import functions as F
+
+    config = ctx.config
+    pipeline = config.pipeline.name
+    with ctx.uow() as uow:
+        run = uow.runs.start(pipeline, "train")
+        uow.commit()
+    summary: dict[str, Any] = {"types": {}}
+    try:
+        machines_by_type: dict[str, list[str]] = defaultdict(list)
+        for asset in config.assets:
+            machines_by_type[asset.type].append(asset.uuid)
+        url = statevectors_url(config.output_url)
+        vectors = labels = None
+        inputs: dict[str, Any] = {"statevectors_url": url}
+        if table_exists(ctx.spark, url):
+            vectors = ctx.spark.read.format("delta").load(url)
+            inputs["statevectors_version"] = latest_commit(ctx.spark, url)[0]
+            vectors = (
+                ctx.spark.read.format("delta")
+                .option("versionAsOf", inputs["statevectors_version"])
+                .load(url)
+            )
+        labels = read_labels(ctx)
+        inputs["labels_url"] = config.storage.labels_url
+        inputs["label_files"] = _label_files(ctx) if labels is not None else []
+        for machine_type, machines in sorted(machines_by_type.items()):
+            announced = announced_days(ctx, machines)
+            labelled = None
+            labelled_days = 0.0
+            if vectors is not None and labels is not None:
+                mine = vectors.where(F.col("machine_uuid").isin(machines))
+                per_second = labels_per_second(labels.where(F.col("machine_uuid").isin(machines)))
+                labelled_days = (
+                    mine.select("machine_uuid", "ts")
+                    .join(per_second, ["machine_uuid", "ts"])
+                    .count()
+                    / DAY_S
+                )
+                labelled = join_labels(statevector_features(mine), labels)
+            decision = Decision(machine_type, announced, labelled_days, config.training.min_days)
+            log.info("train %s: %s", machine_type, decision.message)
+            if not decision.enough or labelled is None:
+                summary["types"][machine_type] = {"trained": False, "reason": decision.message}
+                continue
+            summary["types"][machine_type] = train_type(
+                ctx, machine_type, labelled, machines, inputs=inputs, decision=decision
+            )
+    except BaseException:
+        with ctx.uow() as uow:
+            uow.runs.finish(run.id, RunStatus.FAILED, summary)
+            uow.commit()
+        raise
+    with ctx.uow() as uow:
+        uow.runs.finish(run.id, RunStatus.SUCCEEDED, summary)
+        uow.commit()
+    return summary

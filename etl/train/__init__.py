@@ -1,0 +1,1 @@
+"""Training-side helpers: smoothing predicted activities, cycles, and evaluation metrics."""

@@ -1,0 +1,279 @@
+"""Per-second features of StateVectors, and activity labels spread onto those seconds.
+
+An activity classifier cannot tell loading from hauling from one second of
+telemetry; it needs the context around it. Each feature here is therefore
+computed over windows of neighbouring seconds of the same machine, in Spark,
+with window functions partitioned by ``machine_uuid`` and ordered by ``ts``.
+
+Every frame uses ``rangeBetween`` on ``ts`` rather than ``rowsBetween``: a
+StateVector is missing wherever the machine was off or out of coverage, and a
+range frame of ``[-h, h]`` seconds then holds only the seconds that really lie
+that close, where a row frame would reach across the gap into another trip.
+For the same reason the "previous second" features (jerk, heading rate) and
+the stopped/moving runs treat a jump of more than one second as a break.
+
+All frames share one partitioning and one ordering, so Spark evaluates them
+in a single shuffle; no Python UDF is involved. Features are doubles and never
+null (a missing IMU gives zeros, flagged by ``imu_missing``) because the
+downstream learners do not accept nulls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyspark.sql import Column, Window
+from pyspark.sql import functions as F
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+DEFAULT_HORIZONS: tuple[int, ...] = (5, 15, 60)
+"""Half-widths in seconds of the centred windows: a manoeuvre, a cycle phase, a minute."""
+
+STOPPED_SPEED = 0.5
+"""Below this speed (m/s) a machine counts as stopped; GPS jitter alone stays under it."""
+
+SPEED_CHANGE_LOOKBACK = 5
+"""Speed change compares with the mean of this many seconds before the row."""
+
+TIME_SINCE_STOP_CAP = 3600
+"""Seconds; a machine that has not stopped for an hour is as "long" as it matters."""
+
+LATERAL_EPSILON = 1e-6
+"""Keeps the lateral vibration ratio finite when the vertical axis is perfectly still."""
+
+_BASE_FEATURES: tuple[str, ...] = (
+    "speed",
+    "speed_change",
+    "stopped",
+    "stop_duration",
+    "time_since_stop",
+    "acc_magnitude",
+    "jerk",
+    "vibration_energy",
+    "lateral_vibration_ratio",
+    "heading_rate",
+    "imu_missing",
+)
+
+_HORIZON_FEATURES: tuple[str, ...] = (
+    "speed_mean",
+    "speed_std",
+    "speed_min",
+    "speed_max",
+    "vibration_mean",
+    "vibration_max",
+    "altitude_rate",
+    "heading_rate_mean",
+)
+
+_ACC_COLUMNS: tuple[str, ...] = (
+    "acc_x_mean",
+    "acc_y_mean",
+    "acc_z_mean",
+    "acc_x_std",
+    "acc_y_std",
+    "acc_z_std",
+)
+
+
+def feature_columns(horizons: tuple[int, ...] = DEFAULT_HORIZONS) -> tuple[str, ...]:
+    """The feature names :func:`statevector_features` returns for these horizons, in order.
+
+    Rolling features are named ``<feature>_<h>`` (e.g. ``speed_mean_15``) so that
+    a model trained with some horizons can check it is fed the same ones.
+
+    Args:
+        horizons: Half-widths in seconds of the centred windows.
+
+    Returns:
+        The base features, then the rolling ones, horizon by horizon.
+    """
+    rolling = tuple(f"{name}_{h}" for h in horizons for name in _HORIZON_FEATURES)
+    return _BASE_FEATURES + rolling
+
+
+FEATURE_COLUMNS: tuple[str, ...] = feature_columns(DEFAULT_HORIZONS)
+"""The features for the default horizons, in the order models expect them."""
+
+
+def _circular_difference(current: Column, previous: Column) -> Column:
+    """Absolute angle between two headings in degrees, wrapped into [0, 180].
+
+    A turn from 359 to 1 degrees is 2 degrees, not 358; without the wrap every
+    machine driving north would look like it spins.
+    """
+    diff = F.pmod(current - previous, F.lit(360.0))
+    return F.least(diff, F.lit(360.0) - diff)
+
+
+def statevector_features(
+    vectors: DataFrame, horizons: tuple[int, ...] = DEFAULT_HORIZONS
+) -> DataFrame:
+    """Compute the per-second features of StateVectors.
+
+    Features (all doubles, nulls replaced by 0.0):
+
+    * ``speed``; rolling mean/std/min/max of speed over ``[-h, h]``;
+    * ``speed_change``: speed minus the mean speed over ``[-5, -1]``;
+    * ``stopped``: 1.0 when speed < 0.5 m/s;
+    * ``stop_duration``: length in seconds of the run of equal ``stopped``
+      values the row belongs to (a stopped run or a moving run); a gap of
+      more than one second starts a new run;
+    * ``time_since_stop``: seconds since the latest stopped second at or before
+      the row, capped at 3600 (3600 when there is none);
+    * ``acc_magnitude``: norm of the mean acceleration vector;
+    * ``jerk``: absolute change of ``acc_magnitude`` from the previous second,
+      0 after a gap;
+    * ``vibration_energy``: sum of the squared acceleration standard deviations,
+      with its rolling mean/max over ``[-h, h]``;
+    * ``lateral_vibration_ratio``: ``(acc_x_std + acc_y_std) / (acc_z_std + 1e-6)``;
+    * ``altitude_rate_h``: (mean altitude over ``[0, h]`` minus mean over
+      ``[-h, 0]``) / h, a climb rate robust to GPS altitude noise;
+    * ``heading_rate``: absolute circular heading change from the previous
+      second in degrees, in [0, 180], 0 after a gap or below 0.5 m/s (a
+      standing machine's GPS heading is noise), with its rolling mean;
+    * ``imu_missing``: 1.0 when any IMU statistic of the second is null, so a
+      model can tell "no vibration" from "no sensor".
+
+    Args:
+        vectors: StateVectors, one row per machine and second; extra columns
+            are ignored.
+        horizons: Half-widths in seconds of the centred rolling windows.
+
+    Returns:
+        ``machine_uuid``, ``ts`` (long) and :func:`feature_columns` of ``horizons``.
+    """
+    by_time = Window.partitionBy("machine_uuid").orderBy("ts")
+    up_to_now = by_time.rangeBetween(Window.unboundedPreceding, 0)
+    from_now = by_time.rangeBetween(0, Window.unboundedFollowing)
+    lookback = by_time.rangeBetween(-SPEED_CHANGE_LOOKBACK, -1)
+
+    speed = F.col("speed").cast("double")
+    df = vectors.select(
+        "machine_uuid",
+        F.col("ts").cast("long").alias("ts"),
+        speed.alias("speed"),
+        F.col("altitude").cast("double").alias("altitude"),
+        F.col("heading").cast("double").alias("heading"),
+        *(F.col(c).cast("double").alias(c) for c in _ACC_COLUMNS),
+    )
+
+    # Step 1: values of the row itself and of the previous second.
+    prev_ts = F.lag("ts").over(by_time)
+    contiguous = (F.col("ts") - prev_ts) == 1
+    acc_mag = F.sqrt(F.col("acc_x_mean") ** 2 + F.col("acc_y_mean") ** 2 + F.col("acc_z_mean") ** 2)
+    stopped = F.when(F.coalesce(F.col("speed"), F.lit(0.0)) < STOPPED_SPEED, 1.0).otherwise(0.0)
+    df = df.select(
+        "*",
+        acc_mag.alias("acc_magnitude"),
+        (F.col("acc_x_std") ** 2 + F.col("acc_y_std") ** 2 + F.col("acc_z_std") ** 2).alias(
+            "vibration_energy"
+        ),
+        stopped.alias("stopped"),
+        F.when(F.greatest(*(F.col(c).isNull() for c in _ACC_COLUMNS)), 1.0)
+        .otherwise(0.0)
+        .alias("imu_missing"),
+        F.coalesce(contiguous, F.lit(False)).alias("_contiguous"),
+        F.lag(acc_mag).over(by_time).alias("_prev_acc"),
+        F.lag("heading").over(by_time).alias("_prev_heading"),
+        F.lag(stopped).over(by_time).alias("_prev_stopped"),
+    )
+    moving = F.coalesce(F.col("speed"), F.lit(0.0)) >= STOPPED_SPEED
+    df = df.select(
+        "*",
+        F.when(F.col("_contiguous"), F.abs(F.col("acc_magnitude") - F.col("_prev_acc")))
+        .otherwise(0.0)
+        .alias("jerk"),
+        F.when(
+            F.col("_contiguous") & moving,
+            _circular_difference(F.col("heading"), F.col("_prev_heading")),
+        )
+        .otherwise(0.0)
+        .alias("heading_rate"),
+        (~F.col("_contiguous") | (F.col("stopped") != F.col("_prev_stopped"))).alias("_run_start"),
+    )
+
+    # Step 2: a run ends where the next row starts a new one (or there is no next row).
+    df = df.withColumn("_run_end", F.coalesce(F.lead("_run_start").over(by_time), F.lit(True)))
+
+    # Step 3: every windowed aggregate; all share one partitioning and ordering.
+    run_first = F.max(F.when(F.col("_run_start"), F.col("ts"))).over(up_to_now)
+    run_last = F.min(F.when(F.col("_run_end"), F.col("ts"))).over(from_now)
+    last_stop = F.max(F.when(F.col("stopped") == 1.0, F.col("ts"))).over(up_to_now)
+    aggregates: dict[str, Column] = {
+        "speed_change": F.col("speed") - F.avg("speed").over(lookback),
+        "stop_duration": (run_last - run_first + 1).cast("double"),
+        "time_since_stop": F.coalesce(
+            F.least(F.col("ts") - last_stop, F.lit(TIME_SINCE_STOP_CAP)),
+            F.lit(TIME_SINCE_STOP_CAP),
+        ).cast("double"),
+        "lateral_vibration_ratio": (F.col("acc_x_std") + F.col("acc_y_std"))
+        / (F.col("acc_z_std") + LATERAL_EPSILON),
+    }
+    for h in horizons:
+        centred = by_time.rangeBetween(-h, h)
+        ahead = by_time.rangeBetween(0, h)
+        behind = by_time.rangeBetween(-h, 0)
+        aggregates[f"speed_mean_{h}"] = F.avg("speed").over(centred)
+        aggregates[f"speed_std_{h}"] = F.stddev_pop("speed").over(centred)
+        aggregates[f"speed_min_{h}"] = F.min("speed").over(centred)
+        aggregates[f"speed_max_{h}"] = F.max("speed").over(centred)
+        aggregates[f"vibration_mean_{h}"] = F.avg("vibration_energy").over(centred)
+        aggregates[f"vibration_max_{h}"] = F.max("vibration_energy").over(centred)
+        aggregates[f"altitude_rate_{h}"] = (
+            F.avg("altitude").over(ahead) - F.avg("altitude").over(behind)
+        ) / F.lit(float(h))
+        aggregates[f"heading_rate_mean_{h}"] = F.avg("heading_rate").over(centred)
+
+    def feature(name: str) -> Column:
+        column = aggregates.get(name, F.col(name))
+        return F.coalesce(column.cast("double"), F.lit(0.0)).alias(name)
+
+    return df.select("machine_uuid", "ts", *(feature(n) for n in feature_columns(horizons)))
+
+
+def labels_per_second(labels: DataFrame) -> DataFrame:
+    """Spread activity intervals onto the whole seconds they cover.
+
+    Features are per second at integer ``ts``; a label ``[start, end)`` covers
+    the seconds ``ceil(start) .. ceil(end) - 1``. An interval that contains no
+    whole second (shorter than a second, between two ticks) gives no row
+    rather than a row outside it. Overlapping labels give one row each.
+
+    Args:
+        labels: ``machine_uuid``, ``start``, ``end`` (unix seconds, end
+            exclusive) and ``activity``.
+
+    Returns:
+        ``machine_uuid``, ``ts`` (long) and ``activity``.
+    """
+    first = F.ceil(F.col("start")).cast("long")
+    last = (F.ceil(F.col("end")) - 1).cast("long")
+    return (
+        labels.select("machine_uuid", "activity", first.alias("_first"), last.alias("_last"))
+        # sequence() fails on an empty range, so such intervals are dropped first.
+        .where(F.col("_first") <= F.col("_last"))
+        .select(
+            "machine_uuid",
+            F.explode(F.sequence("_first", "_last")).alias("ts"),
+            "activity",
+        )
+    )
+
+
+def join_labels(features: DataFrame, labels: DataFrame) -> DataFrame:
+    """Attach the activity of each labelled second to its features.
+
+    The join is inner: a second no label covers is dropped, not called idle,
+    because "nobody labelled it" says nothing about what the machine did.
+
+    Args:
+        features: Output of :func:`statevector_features`.
+        labels: Activity intervals, as taken by :func:`labels_per_second`.
+
+    Returns:
+        The feature rows with labels, plus an ``activity`` column.
+    """
+    return features.join(labels_per_second(labels), on=["machine_uuid", "ts"], how="inner")

@@ -1,0 +1,101 @@
+"""etl train on the real stack: Kafka history, Delta on s3a, MLflow server with S3 artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from etl.bootstrap import bootstrap
+from etl.config import Config, parse_config
+from etl.io.objectstore import open_store
+from etl.stack import Stack
+from etl.state.domain import ModelStatus
+from etl.steps.discover import discover
+from etl.steps.preprocess import preprocess
+from etl.steps.simulate import simulate
+from etl.steps.train import registry_name, train
+
+
+def train_config(demo: Config, unique: str, topic: str, min_days: float) -> Config:
+    data = demo.model_dump(mode="json", by_alias=True)
+    data["pipeline"] = {"name": f"tr-{unique}", "start_date": "2026-01-05"}
+    data["assets"] = [
+        {"uuid": f"00000000-0000-4000-8000-{unique}", "type": "dumper"},
+        {"uuid": f"00000000-0000-4000-9000-{unique}", "type": "dumper"},
+    ]
+    data["storage"]["raw_url"] = f"s3a://raw-telemetry/tr-{unique}"
+    data["storage"]["labels_url"] = f"s3a://raw-telemetry-labels/tr-{unique}"
+    data["catalog"]["kafka"]["topic"] = topic
+    data["simulate"]["workers"] = 1
+    data["training"] = {"min_days": min_days, "model": {"num_trees": 20, "max_depth": 8}}
+    return parse_config(data)
+
+
+@pytest.fixture
+def topic(stack: Stack, unique: str) -> str:
+    name = f"raw-{unique}"
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    admin.close()
+    return name
+
+
+def test_train_decides_registers_versions_and_promotes(
+    demo_config: Config, unique: str, topic: str
+) -> None:
+    strict = train_config(demo_config, unique, topic, min_days=14)
+    ctx = bootstrap(strict)
+    simulate(ctx, days=4 / 24, seed=11)
+    discover(ctx)
+    preprocess(ctx)
+
+    # not enough: 2 machines x 4 h is 0.3 machine-days of 14
+    refused = train(ctx)["types"]["dumper"]
+    assert not refused["trained"]
+    assert refused["reason"].startswith("insufficient data: 0.3 of 14 days for dumpers")
+    with ctx.uow() as uow:
+        assert uow.models.for_pipeline(strict.pipeline.name) == []
+        last = uow.runs.for_pipeline(strict.pipeline.name, "train")[-1]
+        assert last.summary["types"]["dumper"]["reason"] == refused["reason"]
+    ctx.close()
+
+    config = train_config(demo_config, unique, topic, min_days=0.25)
+    ctx = bootstrap(config)
+    first = train(ctx)["types"]["dumper"]
+    assert first["trained"] and first["version"] == 1 and first["champion"]
+    assert 0.0 < first["macro_f1"] <= 1.0
+
+    name = registry_name(config.pipeline.name, "dumper")
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.version == first["registry"].split("/")[-1]
+    run = client.get_run(champion.run_id)
+    assert run.data.metrics["macro_f1"] == pytest.approx(first["macro_f1"])
+    assert run.inputs.dataset_inputs, "the StateVectors' lineage is logged"
+    artifacts = {a.path for a in client.list_artifacts(champion.run_id)}
+    assert "confusion-dumper.png" in artifacts and "inputs.json" in artifacts
+
+    store = open_store(config.output_url, config.storage.s3)
+    keys = {o.key for o in store.list("models/dumper/v1/")}
+    assert "models/dumper/v1/training_data.json" in keys
+    assert any(k.startswith("models/dumper/v1/model/") for k in keys)
+    manifest = json.loads(store.get("models/dumper/v1/training_data.json"))
+    assert manifest["inputs"]["statevectors_version"] >= 0 and manifest["inputs"]["label_files"]
+    assert manifest["split"]["holdout_machines"] in ([a.uuid] for a in config.assets)
+
+    # the same inputs and seed give the same metrics: a tie keeps the champion
+    second = train(ctx)["types"]["dumper"]
+    assert second["version"] == 2 and not second["champion"]
+    assert second["macro_f1"] == pytest.approx(first["macro_f1"], abs=1e-12)
+    with ctx.uow() as uow:
+        models = {m.version: m for m in uow.models.for_pipeline(config.pipeline.name, "dumper")}
+    assert models[1].status == ModelStatus.CHAMPION and models[2].status == ModelStatus.CHALLENGER
+    assert models[1].url.endswith("/models/dumper/v1") and models[1].mlflow_run_id
+    assert models[1].data_from < models[1].data_to
+    assert client.get_model_version_by_alias(name, "champion").version == champion.version
+    ctx.close()
