@@ -13,7 +13,7 @@ export AWS_ACCESS_KEY_ID ?= etl-local
 export AWS_SECRET_ACCESS_KEY ?= etl-local-secret
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup stack-up stack-down test lint demo clean bench-preprocess
+.PHONY: setup stack-up stack-down test lint demo clean bench-preprocess bench-train
 
 setup:
 	@bash scripts/setup.sh
@@ -42,3 +42,6 @@ clean:
 # Raw rows/s of `etl preprocess` next to a single-process pandas baseline, same run.
 bench-preprocess: setup
 	$(VENV)/bin/python bench/preprocess.py --machines 10 --days 1
+
+bench-train: stack-up
+	$(VENV)/bin/python bench/train.py --machines $(or $(MACHINES),6) --days $(or $(DAYS),2)

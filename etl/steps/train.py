@@ -112,10 +112,12 @@ def _mlflow(ctx: Context) -> Any:
 
     config = ctx.config.mlflow
     uri = config.tracking_uri
-    if uri is None:
-        uri = f"{ctx.config.output_url}/mlruns"
-        if uri.startswith("file://"):
-            Path(uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    if uri is None:  # the embedded mode: a local MLflow store next to our outputs
+        if not ctx.config.output_url.startswith("file://"):
+            raise ValueError("mlflow.tracking_uri is required when processed_url is not file://")
+        folder = Path(ctx.config.output_url.removeprefix("file://")) / "mlruns"
+        folder.mkdir(parents=True, exist_ok=True)
+        uri = folder.as_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(config.experiment or ctx.config.pipeline.name)
     return mlflow
@@ -324,6 +326,7 @@ def train_type(
         "url": url,
         "macro_f1": metrics["macro_f1"],
         "macro_f1_unsmoothed": metrics["macro_f1_unsmoothed"],
+        "eval_seconds": evaluation["seconds"],
         "cycles": evaluation["cycles"],
         "per_class_f1": {a: evaluation["report"]["per_class"][a]["f1"] for a in classes},
         "seconds": round(time.monotonic() - started, 1),

@@ -75,13 +75,27 @@ def test_bad_config_exits_2_with_one_line(
     assert err == "etl: config error: preprocess.max_gap: unknown key"
 
 
-@pytest.mark.parametrize("step", ["train", "infer", "export", "run"])
+@pytest.mark.parametrize("step", ["infer", "export", "run"])
 def test_unbuilt_steps_say_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], step: str
 ) -> None:
     config = write_config(tmp_path)
     assert main(["--config", str(config), step]) == EXIT_NOT_IMPLEMENTED
     assert capsys.readouterr().err.strip() == f"etl: etl {step}: not implemented yet"
+
+
+def test_train_without_data_says_how_much_is_missing_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    assert main(["--config", str(config), "train"]) == EXIT_OK
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    reasons = {kind: outcome["reason"] for kind, outcome in summary["types"].items()}
+    assert reasons and all(
+        r.startswith("insufficient data: 0.0 of 14 days") for r in reasons.values()
+    )
+    assert "train dumper: insufficient data" in captured.err or "dumper" not in reasons
 
 
 def test_unreachable_state_store_is_one_line_exit_1(
