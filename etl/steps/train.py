@@ -352,7 +352,7 @@ def train(ctx: Context) -> dict[str, Any]:
         vectors = labels = None
         inputs: dict[str, Any] = {"statevectors_url": url}
         if table_exists(ctx.spark, url):
-            vectors = ctx.spark.read.format("delta").load(url)
+            # pinned: the manifest and MLflow name the exact version the model learnt from
             inputs["statevectors_version"] = latest_commit(ctx.spark, url)[0]
             vectors = (
                 ctx.spark.read.format("delta")
