@@ -38,7 +38,7 @@ def test_holdout_is_whole_machines_stable_and_never_all() -> None:
     held = holdout_machines(machines, 0.2, seed=42)
     assert len(held) == 2 and set(held) <= set(machines)
     assert holdout_machines(list(reversed(machines)), 0.2, seed=42) == held
-    assert holdout_machines(machines, 0.2, seed=7) != held or len(set(machines)) < 3
+    assert len({tuple(holdout_machines(machines, 0.2, seed=s)) for s in range(20)}) > 1
     assert holdout_machines(["a", "b"], 0.9, seed=1) in (["a"], ["b"])
     assert holdout_machines(["a"], 0.5, seed=1) == []
 
