@@ -101,12 +101,14 @@ def reduce_batch(batch_id: int, machine_uuid: str, verdict: Verdict) -> pd.DataF
         "kind": np.concatenate([np.full(size, kind, dtype=object) for kind, _, size in parts]),
     }
     for name, dtype in list(REDUCED_DTYPES.items())[3:]:
-        if dtype == "object":
-            blank: Any = lambda size: np.full(size, None, dtype=object)  # noqa: E731
-        else:
-            blank = lambda size: np.full(size, np.nan)  # noqa: E731
+        blank = None if dtype == "object" else np.nan
         joined = np.concatenate(
-            [values[name] if name in values else blank(size) for _, values, size in parts]
+            [
+                values[name]
+                if name in values
+                else np.full(size, blank, dtype=object if blank is None else float)
+                for _, values, size in parts
+            ]
         )
         columns[name] = pd.array(joined, dtype="Int64") if dtype == "Int64" else joined
     return pd.DataFrame(columns)

@@ -145,7 +145,7 @@ def file_reducer(
     the run, which leaves the files pending for the next one).
     """
 
-    def reduce_files(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def validate_and_reduce(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         store = open_store(raw_url, s3)
         for frame in frames:
             out = []
@@ -165,7 +165,7 @@ def file_reducer(
                 else pd.DataFrame({c: pd.Series(dtype=t) for c, t in REDUCED_DTYPES.items()})
             )
 
-    return reduce_files
+    return validate_and_reduce
 
 
 def reduce_files(ctx: Context, batches: list[Batch], now_s: float) -> DataFrame:
@@ -183,6 +183,39 @@ def reduce_files(ctx: Context, batches: list[Batch], now_s: float) -> DataFrame:
     return keys.mapInPandas(
         file_reducer(storage.raw_url, storage.s3, _limits(ctx), now_s), reduced_struct()
     )
+
+
+def collect_verdicts(reduced: DataFrame) -> dict[int, Verdict]:
+    """The verdict of every file of reduced rows (the only rows that reach the driver)."""
+    from pyspark.sql import functions as F
+
+    rows = reduced.where(F.col("kind") == KIND_VERDICT).select("batch_id", "verdict").collect()
+    return {row.batch_id: verdict_from_json(row.verdict) for row in rows}
+
+
+def reduce_neighbours(ctx: Context, neighbours: list[Batch], now_s: float) -> DataFrame:
+    """Reduced rows of accepted files from earlier runs, cached (both inputs read them).
+
+    Such a file was accepted once; if it no longer is (deleted from the raw store,
+    say), recomputing its seconds without it would silently drop data, so the run
+    stops with the file named and the operator's way out.
+
+    Raises:
+        RuntimeError: when a neighbour no longer validates.
+    """
+    reduced = reduce_files(ctx, neighbours, now_s).persist()
+    verdicts = collect_verdicts(reduced)  # also fills the cache
+    broken = [(b, verdicts.get(b.id)) for b in neighbours]
+    broken = [(b, v) for b, v in broken if v is None or not v.accepted]
+    if broken:
+        reduced.unpersist()
+        batch, verdict = broken[0]
+        why = verdict.reason if verdict is not None else "no verdict"
+        raise RuntimeError(
+            f"{len(broken)} accepted file(s) no longer usable, e.g. {batch.key}: {why}; "
+            "restore them or send them back with `etl reprocess --key`"
+        )
+    return reduced
 
 
 def _window_filter(windows: list[tuple[str, int, int]], margin_s: float, column: str) -> str:
@@ -275,30 +308,31 @@ def read_samples(ctx: Context, sources: list[Batch], limits: ValidationLimits) -
 
 def window_inputs(
     ctx: Context,
-    reduced: DataFrame,
-    fresh: list[Batch],
-    neighbours: list[Batch],
-    now_s: float,
+    fresh: tuple[DataFrame, list[Batch]],
+    old: tuple[DataFrame | None, list[Batch]],
+    repeated: set[int],
 ) -> tuple[DataFrame, DataFrame]:
     """GPS fixes and pooled per-second IMU statistics of the new and neighbouring files.
 
     Args:
         ctx: the pipeline context.
-        reduced: the chunk's reduced rows (:func:`reduce_files`, cached).
-        fresh: the chunk's accepted, non-duplicate files (with their validated ranges).
-        neighbours: accepted files of earlier runs near the windows.
-        now_s: the validation clock.
+        fresh: the chunk's reduced rows (cached) and its accepted, non-duplicate files
+            (with their validated ranges).
+        old: the reduced rows of the neighbours that do not overlap another file
+            (:func:`reduce_neighbours`, None if there are none) and every neighbour.
+        repeated: files whose samples may repeat in another file
+            (:func:`needs_deduplication`): read raw and de-duplicated by Spark.
     """
     from pyspark.sql import functions as F
 
-    repeated = needs_deduplication([*fresh, *neighbours])
     parts: list[DataFrame] = []
-    fresh_ids = [b.id for b in fresh if b.id not in repeated]
+    fresh_rows, fresh_batches = fresh
+    fresh_ids = [b.id for b in fresh_batches if b.id not in repeated]
     if fresh_ids:
-        parts.append(reduced.where(F.col("batch_id").isin(fresh_ids)))
-    old = [b for b in neighbours if b.id not in repeated]
-    if old:
-        parts.append(reduce_files(ctx, old, now_s))
+        parts.append(fresh_rows.where(F.col("batch_id").isin(fresh_ids)))
+    old_rows, old_batches = old
+    if old_rows is not None:
+        parts.append(old_rows)
     fixes, partials = [], []
     for part in parts:
         fixes.append(
@@ -307,7 +341,7 @@ def window_inputs(
         partials.append(
             part.where(F.col("kind") == KIND_IMU).select("machine_uuid", *IMU_SECONDS_COLUMNS)
         )
-    raw = [b for b in (*fresh, *neighbours) if b.id in repeated]
+    raw = [b for b in (*fresh_batches, *old_batches) if b.id in repeated]
     if raw:
         samples = read_samples(ctx, raw, _limits(ctx))
         fixes.append(gps_fixes(samples))
@@ -453,8 +487,6 @@ def _denoise_params(ctx: Context) -> DenoiseParams:
 
 def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int) -> dict[str, Any]:
     """Validate, recompute StateVectors and record one chunk of files."""
-    from pyspark.sql import functions as F
-
     clock = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -466,13 +498,9 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
 
     now_s = time.time()
     reduced = reduce_files(ctx, batches, now_s).persist()
+    cached = [reduced]
     try:
-        verdicts = {
-            row.batch_id: verdict_from_json(row.verdict)
-            for row in reduced.where(F.col("kind") == KIND_VERDICT)
-            .select("batch_id", "verdict")
-            .collect()
-        }
+        verdicts = collect_verdicts(reduced)
         checked = [Checked(b, verdicts[b.id]) for b in batches]
         unique, duplicate_of = _split_duplicates(ctx, checked)
         lap("validate_s")
@@ -494,7 +522,14 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
             neighbours = [
                 b for b in neighbour_batches(ctx, windows, context + 1) if b.id not in in_chunk
             ]
-            fixes, imu_seconds = window_inputs(ctx, reduced, fresh, neighbours, now_s)
+            repeated = needs_deduplication([*fresh, *neighbours])
+            reducible = [b for b in neighbours if b.id not in repeated]
+            old_rows = reduce_neighbours(ctx, reducible, now_s) if reducible else None
+            if old_rows is not None:
+                cached.append(old_rows)
+            fixes, imu_seconds = window_inputs(
+                ctx, (reduced, fresh), (old_rows, neighbours), repeated
+            )
             vectors = recompute_statevectors(
                 fixes, imu_seconds, slice_windows(windows), max_gap_s=max_gap_s, params=params
             )
@@ -509,7 +544,8 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
             lap("statevectors_s")
             rows = sum(int(i.verdict.quality.get("rows", 0)) for i in unique)
     finally:
-        reduced.unpersist()
+        for frame in cached:
+            frame.unpersist()
     _record(ctx, checked, duplicate_of, version, run_id)
     lap("record_s")
     reasons = Counter(

@@ -124,10 +124,9 @@ def _mlflow(ctx: Context) -> Any:
 
 
 def _champion_score(
-    ctx: Context, name: str, test: DataFrame, machine_type: str
+    ctx: Context, mlflow: Any, name: str, test: DataFrame, machine_type: str
 ) -> tuple[float | None, str | None]:
     """The registered champion's macro-F1 on the same held-out data, and its version."""
-    mlflow = _mlflow(ctx)
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
@@ -143,6 +142,7 @@ def _champion_score(
 
 def log_run(
     ctx: Context,
+    mlflow: Any,
     model: Any,
     *,
     name: str,
@@ -163,7 +163,6 @@ def log_run(
     from mlflow.data.spark_dataset import SparkDataset
     from mlflow.data.spark_dataset_source import SparkDatasetSource
 
-    mlflow = _mlflow(ctx)
     params = ctx.config.training.model
     classes = list(ACTIVITIES[machine_type])
     with mlflow.start_run(run_name=f"{machine_type}-v{version}") as run:
@@ -231,13 +230,14 @@ def train_type(
     pipeline = ctx.config.pipeline.name
     started = time.monotonic()
     data = with_label_index(labelled, machine_type).cache()
+    bounds = data.agg(F.min("ts"), F.max("ts")).first()  # also fills the cache
+    data_from, data_to = float(bounds[0]), float(bounds[1])
     held = holdout_machines(machines, settings.holdout_fraction, params.seed)
     if held:
         is_test = F.col("machine_uuid").isin(held)
         split = {"holdout_machines": held}
     else:
-        bounds = data.agg(F.min("ts"), F.max("ts")).first()
-        cut = time_split(float(bounds[0]), float(bounds[1]), settings.holdout_fraction)
+        cut = time_split(data_from, data_to, settings.holdout_fraction)
         is_test = F.col("ts") >= F.lit(cut)
         split = {"holdout_after_ts": cut}
     train, test = data.where(~is_test), data.where(is_test)
@@ -246,8 +246,6 @@ def train_type(
     classes = list(ACTIVITIES[machine_type])
     evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, params)
     metrics = flat_metrics(evaluation, classes)
-    range_row = data.agg(F.min("ts"), F.max("ts")).first()
-    data_from, data_to = float(range_row[0]), float(range_row[1])
 
     with ctx.uow() as uow:
         version = 1 + max(
@@ -273,10 +271,12 @@ def train_type(
     )
 
     name = registry_name(pipeline, machine_type)
-    champion_f1, champion_version = _champion_score(ctx, name, test, machine_type)
+    mlflow = _mlflow(ctx)
+    champion_f1, champion_version = _champion_score(ctx, mlflow, name, test, machine_type)
     promote = should_promote(metrics["macro_f1"], champion_f1)
     run_id, registered = log_run(
         ctx,
+        mlflow,
         model,
         name=name,
         version=version,
@@ -287,7 +287,6 @@ def train_type(
         tags={**split, "model_url": url, "role": "champion" if promote else "challenger"},
         machine_type=machine_type,
     )
-    mlflow = _mlflow(ctx)
     client = mlflow.MlflowClient()
     reason = f"macro-F1 {metrics['macro_f1']:.4f} vs champion " + (
         f"{champion_f1:.4f} (v{champion_version})" if champion_f1 is not None else "none"
