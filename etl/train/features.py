@@ -12,8 +12,10 @@ that close, where a row frame would reach across the gap into another trip.
 For the same reason the "previous second" features (jerk, heading rate) and
 the stopped/moving runs treat a jump of more than one second as a break.
 
-All frames share one partitioning and one ordering, so Spark evaluates them
-in a single shuffle; no Python UDF is involved. Features are doubles and never
+All frames share one partitioning, so Spark evaluates them after a single
+shuffle (the "until the run ends" frame sorts by descending time, a running
+frame instead of one reaching to the end of the partition, which Spark would
+re-evaluate for every row); no Python UDF is involved. Features are doubles and never
 null (a missing IMU gives zeros, flagged by ``imu_missing``) because the
 downstream learners do not accept nulls.
 """
@@ -147,7 +149,13 @@ def statevector_features(
     """
     by_time = Window.partitionBy("machine_uuid").orderBy("ts")
     up_to_now = by_time.rangeBetween(Window.unboundedPreceding, 0)
-    from_now = by_time.rangeBetween(0, Window.unboundedFollowing)
+    # "from now on" as a running frame in reverse order: Spark evaluates a frame
+    # reaching to unboundedFollowing afresh for every row (quadratic per machine).
+    from_now = (
+        Window.partitionBy("machine_uuid")
+        .orderBy(F.col("ts").desc())
+        .rowsBetween(Window.unboundedPreceding, 0)
+    )
     lookback = by_time.rangeBetween(-SPEED_CHANGE_LOOKBACK, -1)
 
     speed = F.col("speed").cast("double")
@@ -198,7 +206,7 @@ def statevector_features(
     # Step 2: a run ends where the next row starts a new one (or there is no next row).
     df = df.withColumn("_run_end", F.coalesce(F.lead("_run_start").over(by_time), F.lit(True)))
 
-    # Step 3: every windowed aggregate; all share one partitioning and ordering.
+    # Step 3: every windowed aggregate; all share one partitioning (one shuffle).
     run_first = F.max(F.when(F.col("_run_start"), F.col("ts"))).over(up_to_now)
     run_last = F.min(F.when(F.col("_run_end"), F.col("ts"))).over(from_now)
     last_stop = F.max(F.when(F.col("stopped") == 1.0, F.col("ts"))).over(up_to_now)
