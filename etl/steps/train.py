@@ -36,9 +36,11 @@ from etl.steps.preprocess import statevectors_url
 from etl.train.features import join_labels, labels_per_second, statevector_features
 from etl.train.metrics import plot_confusion
 from etl.train.model import (
+    Smoothing,
     evaluate,
     fit,
     flat_metrics,
+    mean_segment_durations,
     score_seconds,
     with_label_index,
 )
@@ -124,9 +126,13 @@ def _mlflow(ctx: Context) -> Any:
 
 
 def _champion_score(
-    ctx: Context, mlflow: Any, name: str, test: DataFrame, machine_type: str
+    mlflow: Any, name: str, test: DataFrame, machine_type: str, smoothing: Smoothing
 ) -> tuple[float | None, str | None]:
-    """The registered champion's macro-F1 on the same held-out data, and its version."""
+    """The registered champion's macro-F1 on the same held-out data, and its version.
+
+    Smoothed like the candidate (its parameters come from this training split), so
+    that the comparison is between the two classifiers on equal terms.
+    """
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
@@ -136,7 +142,7 @@ def _champion_score(
         return None, None
     model = mlflow.spark.load_model(f"models:/{name}@champion")
     scored = score_seconds(model, test, len(ACTIVITIES[machine_type]))
-    result = evaluate(scored, machine_type, ctx.config.training.model)
+    result = evaluate(scored, machine_type, smoothing)
     return float(result["macro_f1"]), str(current.version)
 
 
@@ -153,6 +159,7 @@ def log_run(
     metrics: dict[str, float],
     tags: dict[str, Any],
     machine_type: str,
+    smoothing: Smoothing,
 ) -> tuple[str, str]:
     """One MLflow run: parameters, metrics, lineage, confusion picture, the registered model.
 
@@ -166,7 +173,13 @@ def log_run(
     params = ctx.config.training.model
     classes = list(ACTIVITIES[machine_type])
     with mlflow.start_run(run_name=f"{machine_type}-v{version}") as run:
-        mlflow.log_params({**params.model_dump(), "machine_type": machine_type})
+        mlflow.log_params(
+            {
+                **params.model_dump(),
+                "machine_type": machine_type,
+                **smoothing.as_params(classes),
+            }
+        )
         mlflow.log_metrics(metrics)
         # built by hand: mlflow.data.from_spark recognises Delta tables on local paths only
         mlflow.log_input(
@@ -244,7 +257,10 @@ def train_type(
 
     model = fit(train, params)
     classes = list(ACTIVITIES[machine_type])
-    evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, params)
+    smoothing = Smoothing.from_durations(
+        mean_segment_durations(train), len(classes), params.min_segment_s
+    )
+    evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, smoothing)
     metrics = flat_metrics(evaluation, classes)
 
     with ctx.uow() as uow:
@@ -259,6 +275,7 @@ def train_type(
         "inputs": inputs,
         "split": split,
         "params": params.model_dump(),
+        "smoothing": {"stays": list(smoothing.stays), "min_segment_s": smoothing.min_segment_s},
         "data_from": data_from,
         "data_to": data_to,
         "metrics": metrics,
@@ -272,7 +289,7 @@ def train_type(
 
     name = registry_name(pipeline, machine_type)
     mlflow = _mlflow(ctx)
-    champion_f1, champion_version = _champion_score(ctx, mlflow, name, test, machine_type)
+    champion_f1, champion_version = _champion_score(mlflow, name, test, machine_type, smoothing)
     promote = should_promote(metrics["macro_f1"], champion_f1)
     run_id, registered = log_run(
         ctx,
@@ -285,6 +302,7 @@ def train_type(
         evaluation=evaluation,
         metrics=metrics,
         tags={**split, "model_url": url, "role": "champion" if promote else "challenger"},
+        smoothing=smoothing,
         machine_type=machine_type,
     )
     client = mlflow.MlflowClient()

@@ -20,16 +20,20 @@ _EPS = 1e-12
 """Floor for probabilities before the log, so a hard zero cannot veto a whole path."""
 
 
-def _log_transitions(k: int, stay: float) -> np.ndarray:
-    """Log transition matrix: ``stay`` on the diagonal, the rest spread evenly."""
+def _log_transitions(k: int, stay: float | np.ndarray) -> np.ndarray:
+    """Log transition matrix: ``stay`` on the diagonal, the rest of each row spread evenly.
+
+    ``stay`` is one probability for all classes or one per class.
+    """
     if k == 1:
         return np.zeros((1, 1))
-    trans = np.full((k, k), (1.0 - stay) / (k - 1))
-    np.fill_diagonal(trans, stay)
+    stays = np.broadcast_to(np.asarray(stay, dtype=float), (k,))
+    trans = np.repeat(((1.0 - stays) / (k - 1))[:, None], k, axis=1)
+    np.fill_diagonal(trans, stays)
     return np.log(np.clip(trans, _EPS, None))
 
 
-def viterbi(proba: np.ndarray, stay: float = 0.98) -> np.ndarray:
+def viterbi(proba: np.ndarray, stay: float | np.ndarray = 0.98) -> np.ndarray:
     """Most likely class sequence under a sticky Markov chain.
 
     The classifier's per-second probabilities are used as emission scores and
@@ -40,7 +44,9 @@ def viterbi(proba: np.ndarray, stay: float = 0.98) -> np.ndarray:
 
     Args:
         proba: Class probabilities, shape (n, k); rows need not sum to one.
-        stay: Probability of keeping the class from one second to the next, in (0, 1).
+        stay: Probability of keeping the class from one second to the next, in (0, 1):
+            one for all classes, or one per class (a class whose segments last ``d``
+            seconds on average stays with probability ``1 - 1/d``).
 
     Returns:
         Class indices, shape (n,), dtype int64.
@@ -51,7 +57,7 @@ def viterbi(proba: np.ndarray, stay: float = 0.98) -> np.ndarray:
     proba = np.asarray(proba, dtype=float)
     if proba.ndim != 2:
         raise ValueError(f"proba must be 2-D (n, k), got shape {proba.shape}")
-    if not 0.0 < stay < 1.0:
+    if not np.all((np.asarray(stay) > 0.0) & (np.asarray(stay) < 1.0)):
         raise ValueError(f"stay must be in (0, 1), got {stay}")
     n, k = proba.shape
     if n == 0:
@@ -112,7 +118,7 @@ def smooth_activities(
     ts: np.ndarray,
     proba: np.ndarray,
     *,
-    stay: float = 0.98,
+    stay: float | np.ndarray = 0.98,
     min_segment_s: int = 5,
 ) -> np.ndarray:
     """Smoothed class indices for one machine's per-second probabilities.
@@ -127,7 +133,7 @@ def smooth_activities(
     Args:
         ts: Sorted integer epoch seconds, shape (n,).
         proba: Class probabilities aligned with ``ts``, shape (n, k).
-        stay: Self-transition probability for :func:`viterbi`.
+        stay: Self-transition probability for :func:`viterbi` (one, or one per class).
         min_segment_s: Shortest segment kept as is inside a run; 1 or less disables merging.
 
     Returns:
