@@ -40,8 +40,8 @@ from etl.train.model import (
     evaluate,
     fit,
     flat_metrics,
-    mean_segment_durations,
     score_seconds,
+    segment_stats,
     with_label_index,
 )
 from etl.train.plan import (
@@ -257,9 +257,7 @@ def train_type(
 
     model = fit(train, params)
     classes = list(ACTIVITIES[machine_type])
-    smoothing = Smoothing.from_durations(
-        mean_segment_durations(train), len(classes), params.min_segment_s
-    )
+    smoothing = Smoothing.from_stats(segment_stats(train), len(classes), params.min_segment_s)
     evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, smoothing)
     metrics = flat_metrics(evaluation, classes)
 
@@ -275,7 +273,10 @@ def train_type(
         "inputs": inputs,
         "split": split,
         "params": params.model_dump(),
-        "smoothing": {"stays": list(smoothing.stays), "min_segment_s": smoothing.min_segment_s},
+        "smoothing": {
+            "stays": list(smoothing.stays),
+            "min_segments_s": list(smoothing.min_segments_s),
+        },
         "data_from": data_from,
         "data_to": data_to,
         "metrics": metrics,

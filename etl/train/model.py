@@ -33,48 +33,58 @@ STAY_RANGE = (0.5, 0.999)
 
 
 @dataclass(frozen=True)
-class Smoothing:
-    """How predictions are smoothed: per-class stay probabilities and a minimum segment.
+class SegmentStats:
+    """How long the labelled segments of one class last in the training data."""
 
-    Derived from the training labels, never from the held-out data: a class whose
+    mean_s: float
+    p10_s: float
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """How predictions are smoothed: per-class stay probabilities and minimum segments.
+
+    Derived from the training labels, never from the held-out data. A class whose
     segments last ``d`` seconds on average keeps its class from one second to the
-    next with probability ``1 - 1/d`` (the HMM that matches those durations), and
-    no segment shorter than half the shortest class's mean duration is believed
-    (capped by ``training.model.min_segment_s``). One sticky probability for all
-    classes erased an excavator's 3-second dumps (macro-F1 0.92 -> 0.86).
+    next with probability ``1 - 1/d`` (the HMM that matches those durations); a
+    predicted segment shorter than half the class's 10th-percentile duration is
+    not believed and is merged into a neighbour. One sticky probability for all
+    classes erased an excavator's 3-second dumps (macro-F1 0.92 -> 0.86), and one
+    5-second minimum let 6-25 s "loading" blips start extra dumper cycles.
+    Classes the training data does not show fall back to ``DEFAULT_STAY`` and
+    ``training.model.min_segment_s``.
     """
 
     stays: tuple[float, ...]
-    min_segment_s: int
+    min_segments_s: tuple[int, ...]
 
     @classmethod
-    def from_durations(
-        cls, mean_durations: dict[int, float], classes: int, max_min_segment_s: int
+    def from_stats(
+        cls, stats: dict[int, SegmentStats], classes: int, default_min_segment_s: int
     ) -> Smoothing:
-        """From the mean segment duration (seconds) per class index."""
+        """From the training segments' statistics per class index."""
         low, high = STAY_RANGE
-        stays = tuple(
-            min(max(1.0 - 1.0 / mean_durations[c], low), high)
-            if mean_durations.get(c, 0.0) > 1.0
-            else DEFAULT_STAY
-            for c in range(classes)
-        )
-        shortest = min(mean_durations.values(), default=2.0 * max_min_segment_s)
-        return cls(stays, max(1, min(max_min_segment_s, int(shortest // 2))))
+        stays, minimums = [], []
+        for c in range(classes):
+            seen = stats.get(c)
+            if seen is None or seen.mean_s <= 1.0:
+                stays.append(DEFAULT_STAY)
+            else:
+                stays.append(min(max(1.0 - 1.0 / seen.mean_s, low), high))
+            minimums.append(default_min_segment_s if seen is None else max(1, int(seen.p10_s // 2)))
+        return cls(tuple(stays), tuple(minimums))
 
     def as_params(self, classes: list[str]) -> dict[str, float]:
         """For MLflow and the manifest: what inference must apply with this model."""
-        return {
-            "smoothing_min_segment_s": float(self.min_segment_s),
-            **{
-                f"smoothing_stay_{name}": stay
-                for name, stay in zip(classes, self.stays, strict=True)
-            },
-        }
+        params: dict[str, float] = {}
+        for name, stay, minimum in zip(classes, self.stays, self.min_segments_s, strict=True):
+            params[f"smoothing_stay_{name}"] = stay
+            params[f"smoothing_min_segment_s_{name}"] = float(minimum)
+        return params
 
 
-def mean_segment_durations(train: DataFrame) -> dict[int, float]:
-    """Mean duration in seconds of the labelled segments per class (Spark, one shuffle).
+def segment_stats(train: DataFrame) -> dict[int, SegmentStats]:
+    """Duration statistics of the labelled segments per class (Spark).
 
     A segment is a run of seconds of one machine with the same label and no gap.
     """
@@ -88,13 +98,22 @@ def mean_segment_durations(train: DataFrame) -> dict[int, float]:
         | (previous_label != F.col(LABEL))
         | (F.col("ts") - F.lag("ts").over(by_time) > 1)
     )
+    running = by_time.rowsBetween(Window.unboundedPreceding, 0)
+    segments = (
+        train.select("machine_uuid", "ts", LABEL, starts.cast("long").alias("_start"))
+        .withColumn("_segment", F.sum("_start").over(running))
+        .groupBy("machine_uuid", "_segment", LABEL)
+        .agg(F.count(F.lit(1)).alias("seconds"))
+    )
     rows = (
-        train.select(LABEL, starts.cast("long").alias("_start"))
-        .groupBy(LABEL)
-        .agg(F.count(F.lit(1)).alias("seconds"), F.sum("_start").alias("segments"))
+        segments.groupBy(LABEL)
+        .agg(
+            F.avg("seconds").alias("mean_s"),
+            F.percentile_approx("seconds", 0.1).alias("p10_s"),
+        )
         .collect()
     )
-    return {int(r[LABEL]): r["seconds"] / r["segments"] for r in rows if r["segments"]}
+    return {int(r[LABEL]): SegmentStats(float(r["mean_s"]), float(r["p10_s"])) for r in rows}
 
 
 def with_label_index(frame: DataFrame, machine_type: str) -> DataFrame:
@@ -167,7 +186,7 @@ def smoothed(scored: pd.DataFrame, smoothing: Smoothing) -> np.ndarray:
             rows["ts"].to_numpy(np.int64),
             proba,
             stay=stays,
-            min_segment_s=smoothing.min_segment_s,
+            min_segment_s=np.asarray(smoothing.min_segments_s),
         )
     return result
 

@@ -87,8 +87,8 @@ def _runs(values: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
-def _merge_short(labels: np.ndarray, proba: np.ndarray, min_segment_s: int) -> np.ndarray:
-    """Absorb segments shorter than ``min_segment_s`` into a neighbour, shortest first.
+def _merge_short(labels: np.ndarray, proba: np.ndarray, min_segment_s: np.ndarray) -> np.ndarray:
+    """Absorb segments shorter than their class's minimum into a neighbour, shortest first.
 
     The neighbour chosen is the one whose class the classifier found more likely
     over the short stretch, so the merge follows the evidence rather than a
@@ -100,10 +100,12 @@ def _merge_short(labels: np.ndarray, proba: np.ndarray, min_segment_s: int) -> n
         runs = _runs(labels)
         if len(runs) <= 1:
             return labels
-        lengths = [b - a for a, b in runs]
-        i = int(np.argmin(lengths))
-        if lengths[i] >= min_segment_s:
+        short = [
+            (b - a, i) for i, (a, b) in enumerate(runs) if b - a < min_segment_s[int(labels[a])]
+        ]
+        if not short:
             return labels
+        _, i = min(short)
         a, b = runs[i]
         options = []
         if i > 0:
@@ -119,7 +121,7 @@ def smooth_activities(
     proba: np.ndarray,
     *,
     stay: float | np.ndarray = 0.98,
-    min_segment_s: int = 5,
+    min_segment_s: int | np.ndarray = 5,
 ) -> np.ndarray:
     """Smoothed class indices for one machine's per-second probabilities.
 
@@ -134,7 +136,8 @@ def smooth_activities(
         ts: Sorted integer epoch seconds, shape (n,).
         proba: Class probabilities aligned with ``ts``, shape (n, k).
         stay: Self-transition probability for :func:`viterbi` (one, or one per class).
-        min_segment_s: Shortest segment kept as is inside a run; 1 or less disables merging.
+        min_segment_s: Shortest segment kept as is inside a run, one for all classes or
+            one per class; 1 or less disables merging.
 
     Returns:
         Class indices, shape (n,), dtype int64.
@@ -151,9 +154,10 @@ def smooth_activities(
         return out
     cuts = np.flatnonzero(np.diff(ts) > 1) + 1
     bounds = np.concatenate(([0], cuts, [ts.size]))
+    minimum = np.broadcast_to(np.asarray(min_segment_s), (proba.shape[1],))
     for a, b in itertools.pairwise(bounds):
         labels = viterbi(proba[a:b], stay=stay)
-        if min_segment_s > 1:
-            labels = _merge_short(labels, proba[a:b], min_segment_s)
+        if np.any(minimum > 1):
+            labels = _merge_short(labels, proba[a:b], minimum)
         out[a:b] = labels
     return out
