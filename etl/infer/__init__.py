@@ -1,0 +1,1 @@
+"""Scoring StateVectors into per-second activities, activity segments and work cycles."""
