@@ -104,6 +104,23 @@ def _cmd_train(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_infer(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.infer import infer
+
+    summary = infer(ctx)
+    for machine_type, outcome in summary["types"].items():
+        line = (
+            f"{outcome['machines']} machines, {outcome['batches']} batches with "
+            f"{outcome['model']}: {outcome['seconds']:,} seconds, {outcome['segments']:,} "
+            f"segments, {outcome['cycles']:,} cycles in {outcome['elapsed_s']} s"
+            if outcome.get("scored")
+            else outcome.get("reason")
+        )
+        print(f"infer {machine_type}: {line}", file=sys.stderr)
+    _print_summary(summary)
+    return EXIT_OK
+
+
 def _cmd_reprocess(ctx: Context, args: argparse.Namespace) -> int:
     pipeline = ctx.config.pipeline.name
     with ctx.uow() as uow:
@@ -184,7 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         "export": "write activities and cycles to the results database",
         "run": "one recurring tick: all of the above, in order",
     }
-    built = {"discover": _cmd_discover, "preprocess": _cmd_preprocess, "train": _cmd_train}
+    built = {
+        "discover": _cmd_discover,
+        "preprocess": _cmd_preprocess,
+        "train": _cmd_train,
+        "infer": _cmd_infer,
+    }
     parsers = {}
     for name in PIPELINE_STEPS:
         parsers[name] = commands.add_parser(name, help=helps[name])

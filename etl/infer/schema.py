@@ -108,7 +108,10 @@ def _struct(fields: list[tuple[str, str, bool]]) -> StructType:
 
 
 def seconds_schema() -> StructType:
-    """Per machine and second: the smoothed activity, its confidence and all class scores."""
+    """Per machine and second: the smoothed activity, its confidence and all class scores.
+
+    Partitioned by ``machine_uuid`` and ``day`` (UTC date of ``ts``) like the StateVectors.
+    """
     return _struct(
         [
             ("machine_uuid", "string", False),
@@ -119,6 +122,7 @@ def seconds_schema() -> StructType:
             ("raw_activity", "string", False),
             ("probabilities", "array<double>", False),
             *_provenance(),
+            ("day", "string", False),
         ]
     )
 

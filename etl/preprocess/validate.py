@@ -143,9 +143,10 @@ def _clock_check(
     return ~bad, None
 
 
-def _haversine_m(
+def haversine_m(
     lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
 ) -> np.ndarray:
+    """Great-circle distance in metres (element-wise), on the mean Earth radius."""
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     dphi, dlmb = phi2 - phi1, np.radians(lon2 - lon1)
     a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
@@ -157,7 +158,7 @@ def _gps_jumps(gps: pd.DataFrame, limits: ValidationLimits) -> int:
     if len(gps) < 2:
         return 0
     lat, lon, t = (gps[c].to_numpy() for c in ("latitude", "longitude", "timestamp"))
-    dist = _haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+    dist = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
     allowed = limits.max_speed_mps * np.diff(t) + limits.max_jump_m
     return int(np.sum(dist > allowed))
 

@@ -113,15 +113,19 @@ def _mlflow(ctx: Context) -> Any:
     import mlflow
 
     config = ctx.config.mlflow
-    uri = config.tracking_uri
+    uri, artifacts = config.tracking_uri, None
     if uri is None:  # the embedded mode: a local MLflow store next to our outputs
         if not ctx.config.output_url.startswith("file://"):
             raise ValueError("mlflow.tracking_uri is required when processed_url is not file://")
-        folder = Path(ctx.config.output_url.removeprefix("file://")) / "mlruns"
+        # SQLite, not ./mlruns: MLflow 3 refuses its file store unless told otherwise
+        folder = Path(ctx.config.output_url.removeprefix("file://")) / "mlflow"
         folder.mkdir(parents=True, exist_ok=True)
-        uri = folder.as_uri()
+        uri, artifacts = f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(config.experiment or ctx.config.pipeline.name)
+    experiment = config.experiment or ctx.config.pipeline.name
+    if artifacts is not None and mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=artifacts)
+    mlflow.set_experiment(experiment)
     return mlflow
 
 

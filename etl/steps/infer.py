@@ -1,0 +1,365 @@
+"""``etl infer``: score the StateVectors that have not been scored yet with each type's champion.
+
+Per machine type that has a champion model in the state store:
+
+1. the work queue is the type's ``preprocessed`` batches; per machine, the
+   first second whose inputs may have changed is the earliest first timestamp
+   of those batches minus :data:`MARGIN_S` (preprocessing recomputes seconds
+   near batch boundaries, and features look a minute around each second);
+2. the *cut* per machine (:func:`etl.infer.results.find_cut`): the start of
+   the last work cycle before that second, from the stored segments, so the
+   cycle the new data continues or a late batch completes is rebuilt whole;
+3. an inference run is recorded (model, StateVectors Delta version, cuts)
+   before anything is written;
+4. features (:func:`etl.train.features.statevector_features`) over the
+   machine's StateVectors from ``cut - WARMUP_S``, the MLlib model loaded from
+   MLflow (``mlflow.spark``), the model's own smoothing per machine in
+   ``applyInPandas``; every second from the cut on is replaced in the
+   ``seconds`` table, then the segments and cycles from the cut on are
+   rebuilt from those seconds and replace theirs (``replaceWhere``, one commit
+   per table, ``txnAppId``/``txnVersion`` = the inference run);
+5. the batches move to ``inferred`` and the run is closed with its row counts.
+
+A job killed anywhere is safe to rerun: the batches are still
+``preprocessed``, the same cuts are found, and each table's rows from the
+cut on are replaced, not appended. Running inference runs left by a killed
+job are closed as failed at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from etl.config import ACTIVITIES
+from etl.infer.results import (
+    Smoothing,
+    cycles_with_travel,
+    find_cut,
+    segments_with_confidence,
+    smooth_seconds,
+)
+from etl.infer.schema import (
+    CYCLES,
+    SECONDS,
+    SEGMENTS,
+    cycles_schema,
+    seconds_schema,
+    segments_schema,
+    table_url,
+)
+from etl.io.delta import latest_commit, quote, replace_where, table_exists
+from etl.io.objectstore import open_store
+from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
+from etl.steps.preprocess import statevectors_url
+from etl.steps.train import _mlflow
+from etl.train.features import statevector_features
+
+if TYPE_CHECKING:
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import DataFrame
+
+    from etl.bootstrap import Context
+
+log = logging.getLogger(__name__)
+
+MARGIN_S = 300
+"""Seconds before a new batch whose StateVectors or features may have changed with it."""
+WARMUP_S = 900
+"""StateVectors read before the cut: feature windows (60 s) and the smoothing's past."""
+LOOKBACK_S = 12 * 3600
+"""How far back the last cycle start is looked for; a longer cycle is cut here."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model a machine type is scored with, and how its output is smoothed."""
+
+    row: ModelVersion
+    model: PipelineModel
+    smoothing: Smoothing
+
+    @property
+    def label(self) -> str:
+        """``{registered name}/{version}``: what every output row names as its model."""
+        return f"{self.row.registry_name}/{self.row.registry_version}"
+
+
+def load_champion(ctx: Context, row: ModelVersion) -> Champion:
+    """The registered model from MLflow and its smoothing from the version's manifest."""
+    store = open_store(ctx.config.output_url, ctx.config.storage.s3)
+    manifest = json.loads(store.get(f"models/{row.machine_type}/v{row.version}/training_data.json"))
+    smoothing = Smoothing(
+        tuple(float(s) for s in manifest["smoothing"]["stays"]),
+        tuple(int(m) for m in manifest["smoothing"]["min_segments_s"]),
+    )
+    mlflow = _mlflow(ctx)
+    model = mlflow.spark.load_model(f"models:/{row.registry_name}/{row.registry_version}")
+    return Champion(row, model, smoothing)
+
+
+def _day(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).date().isoformat()
+
+
+def first_changed(batches: list[Batch]) -> dict[str, int]:
+    """Per machine: the first second whose results may change with these batches."""
+    first: dict[str, int] = {}
+    for batch in batches:
+        if batch.first_timestamp is None:
+            continue
+        start = int(batch.first_timestamp) - MARGIN_S
+        first[batch.machine_uuid] = min(first.get(batch.machine_uuid, start), start)
+    return first
+
+
+def find_cuts(ctx: Context, machine_type: str, first_new: dict[str, int]) -> dict[str, int]:
+    """Per machine: the cut, from the stored segments near its first changed second."""
+    url = table_url(ctx.config.output_url, SEGMENTS)
+    if not table_exists(ctx.spark, url):
+        return dict(first_new)
+    near = " OR ".join(
+        f"(machine_uuid = {quote(m)} AND `end` >= {t - LOOKBACK_S} AND start < {t})"
+        for m, t in first_new.items()
+    )
+    old = (
+        ctx.spark.read.format("delta")
+        .load(url)
+        .where(near)
+        .select("machine_uuid", "start", "end", "activity")
+        .toPandas()
+    )
+    by_machine = dict(tuple(old.groupby("machine_uuid")))
+    return {
+        m: find_cut(by_machine.get(m, old.iloc[:0]), machine_type, t) for m, t in first_new.items()
+    }
+
+
+def _from_cut(cuts: dict[str, int], column: str, *, days: bool = False) -> str:
+    """SQL filter of each machine's rows at or after its cut (with day pruning)."""
+    clauses = []
+    for machine, cut in sorted(cuts.items()):
+        day = f" AND day >= '{_day(cut)}'" if days else ""
+        clauses.append(f"(machine_uuid = {quote(machine)}{day} AND `{column}` >= {cut})")
+    return " OR ".join(clauses)
+
+
+def score(
+    vectors: DataFrame, champion: Champion, cuts: dict[str, int], provenance: dict[str, Any]
+) -> DataFrame:
+    """Per-second rows of the ``seconds`` table for every machine from its cut on."""
+    from pyspark.ml.functions import vector_to_array
+
+    machine_type = champion.row.machine_type
+    classes = tuple(ACTIVITIES[machine_type])
+    warm = {m: c - WARMUP_S for m, c in cuts.items()}
+    inputs = vectors.where(_from_cut(warm, "ts", days=True))
+    scored = champion.model.transform(statevector_features(inputs)).select(
+        "machine_uuid", "ts", vector_to_array("probability").alias("probabilities")
+    )
+    smoothing = champion.smoothing
+
+    def per_machine(frame: pd.DataFrame) -> pd.DataFrame:
+        machine = str(frame["machine_uuid"].iloc[0])
+        out = smooth_seconds(frame, classes, smoothing, cuts[machine])
+        out.insert(0, "machine_type", machine_type)
+        out.insert(0, "machine_uuid", machine)
+        for key, value in provenance.items():
+            out[key] = value
+        out["day"] = pd.to_datetime(out["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
+        return out
+
+    return scored.groupBy("machine_uuid").applyInPandas(per_machine, schema=seconds_schema())
+
+
+def rebuild(
+    ctx: Context,
+    vectors: DataFrame,
+    machine_type: str,
+    cuts: dict[str, int],
+    provenance: dict[str, Any],
+) -> tuple[DataFrame, DataFrame]:
+    """Segments and cycles of every machine from its cut on, from the stored seconds."""
+    from pyspark.sql import functions as F
+
+    seconds = (
+        ctx.spark.read.format("delta")
+        .load(table_url(ctx.config.output_url, SECONDS))
+        .where(_from_cut(cuts, "ts", days=True))
+        .select("machine_uuid", "ts", "activity", "confidence")
+    )
+    positions = vectors.where(_from_cut(cuts, "ts", days=True)).select(
+        "machine_uuid", "ts", "latitude", "longitude", "speed"
+    )
+    joined = seconds.join(positions, ["machine_uuid", "ts"], "left").withColumn(
+        "machine_type", F.lit(machine_type)
+    )
+    max_gap_s = ctx.config.preprocess.max_gap_s
+
+    def with_provenance(frame: pd.DataFrame, machine: str) -> pd.DataFrame:
+        frame.insert(0, "machine_type", machine_type)
+        frame.insert(0, "machine_uuid", machine)
+        for key, value in provenance.items():
+            frame[key] = value
+        return frame
+
+    def segments(frame: pd.DataFrame) -> pd.DataFrame:
+        machine = str(frame["machine_uuid"].iloc[0])
+        frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
+        return with_provenance(segments_with_confidence(frame), machine)
+
+    def cycles(frame: pd.DataFrame) -> pd.DataFrame:
+        machine = str(frame["machine_uuid"].iloc[0])
+        frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
+        return with_provenance(cycles_with_travel(frame, machine_type, max_gap_s), machine)
+
+    grouped = joined.groupBy("machine_uuid")
+    return (
+        grouped.applyInPandas(segments, schema=segments_schema()),
+        grouped.applyInPandas(cycles, schema=cycles_schema()),
+    )
+
+
+def close_interrupted(ctx: Context, run_id: int) -> int:
+    """Close inference runs a killed job left running; how many."""
+    pipeline = ctx.config.pipeline.name
+    with ctx.uow() as uow:
+        stale = uow.inference_runs.for_pipeline(pipeline, status=RunStatus.RUNNING)
+        for row in stale:
+            uow.inference_runs.finish(
+                row.id,
+                RunStatus.FAILED,
+                reason=f"interrupted: still running when run {run_id} started",
+            )
+        uow.commit()
+    return len(stale)
+
+
+def infer_type(
+    ctx: Context,
+    champion: Champion,
+    batches: list[Batch],
+    *,
+    run_id: int,
+) -> dict[str, Any]:
+    """Score one machine type's new StateVectors and rebuild its segments and cycles."""
+    started = time.monotonic()
+    config = ctx.config
+    pipeline = config.pipeline.name
+    machine_type = champion.row.machine_type
+    sv_url = statevectors_url(config.output_url)
+    sv_version = latest_commit(ctx.spark, sv_url)[0]
+    vectors = ctx.spark.read.format("delta").option("versionAsOf", sv_version).load(sv_url)
+    first_new = first_changed(batches)
+    if not first_new:  # preprocessed batches always carry their time range
+        raise RuntimeError(f"{len(batches)} {machine_type} batches have no time range")
+    cuts = find_cuts(ctx, machine_type, first_new)
+    with ctx.uow() as uow:
+        inference = uow.inference_runs.start(
+            pipeline,
+            champion.row.id,
+            ts_from=float(min(cuts.values())),
+            input_versions={
+                "statevectors_version": sv_version,
+                "model": champion.label,
+                "machine_type": machine_type,
+                "cuts": cuts,
+            },
+            output_url=f"{config.output_url}/inference",
+            run_id=run_id,
+        )
+        uow.commit()
+    provenance = {
+        "model_version": champion.label,
+        "statevectors_version": sv_version,
+        "inference_run_id": inference.id,
+    }
+    try:
+        written: dict[str, int] = {}
+        _, written[SECONDS] = replace_where(
+            score(vectors, champion, cuts, provenance),
+            table_url(config.output_url, SECONDS),
+            _from_cut(cuts, "ts", days=True),
+            partition_by=("machine_uuid", "day"),
+            txn_app_id=f"{pipeline}-infer-{SECONDS}",
+            txn_version=inference.id,
+        )
+        segments, cycles = rebuild(ctx, vectors, machine_type, cuts, provenance)
+        for table, frame, column in (
+            (SEGMENTS, segments, "start"),
+            (CYCLES, cycles, "cycle_start"),
+        ):
+            _, written[table] = replace_where(
+                frame,
+                table_url(config.output_url, table),
+                _from_cut(cuts, column),
+                partition_by=("machine_uuid",),
+                txn_app_id=f"{pipeline}-infer-{table}",
+                txn_version=inference.id,
+            )
+    except Exception as exc:
+        with ctx.uow() as uow:
+            uow.inference_runs.finish(inference.id, RunStatus.FAILED, reason=str(exc))
+            uow.commit()
+        raise
+    with ctx.uow() as uow:
+        for batch in batches:
+            uow.batches.mark_status(batch.id, BatchStatus.INFERRED, run_id=run_id)
+        uow.inference_runs.finish(inference.id, RunStatus.SUCCEEDED, rows=written[SECONDS])
+        uow.commit()
+    return {
+        "model": champion.label,
+        "inference_run": inference.id,
+        "machines": len(cuts),
+        "batches": len(batches),
+        "seconds": written[SECONDS],
+        "segments": written[SEGMENTS],
+        "cycles": written[CYCLES],
+        "statevectors_version": sv_version,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+
+
+def infer(ctx: Context) -> dict[str, Any]:
+    """Score every machine type's ``preprocessed`` batches with its champion."""
+    config = ctx.config
+    pipeline = config.pipeline.name
+    type_of = {a.uuid: a.type for a in config.assets}
+    with ctx.uow() as uow:
+        run = uow.runs.start(pipeline, "infer")
+        pending = uow.batches.by_status(pipeline, BatchStatus.PREPROCESSED)
+        champions = {t: uow.models.champion(pipeline, t) for t in sorted(set(type_of.values()))}
+        uow.commit()
+    summary: dict[str, Any] = {"types": {}, "interrupted_closed": close_interrupted(ctx, run.id)}
+    try:
+        by_type: dict[str, list[Batch]] = defaultdict(list)
+        for batch in pending:
+            if batch.machine_uuid in type_of:
+                by_type[type_of[batch.machine_uuid]].append(batch)
+        for machine_type, batches in sorted(by_type.items()):
+            row = champions.get(machine_type)
+            if row is None:
+                summary["types"][machine_type] = {
+                    "scored": False,
+                    "reason": f"no champion model for {machine_type}: {len(batches)} batches wait",
+                }
+                continue
+            log.info("infer %s: %d batches with %s", machine_type, len(batches), row.registry_name)
+            result = infer_type(ctx, load_champion(ctx, row), batches, run_id=run.id)
+            summary["types"][machine_type] = {"scored": True, **result}
+    except BaseException:
+        with ctx.uow() as uow:
+            uow.runs.finish(run.id, RunStatus.FAILED, summary)
+            uow.commit()
+        raise
+    with ctx.uow() as uow:
+        uow.runs.finish(run.id, RunStatus.SUCCEEDED, summary)
+        uow.commit()
+    return summary
