@@ -5,8 +5,7 @@ step; errors become one line on stderr and an exit status:
 
 * 0: the command did its work (rejected files are data, not failures);
 * 1: it could not work (a service is unreachable, a step failed);
-* 2: bad usage or a bad config file;
-* 3: the command is not implemented yet.
+* 2: bad usage or a bad config file.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from etl import __version__
 from etl.bootstrap import Context, bootstrap
@@ -24,20 +24,9 @@ from etl.config import ConfigError, load_config
 
 log = logging.getLogger("etl")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_IMPLEMENTED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 PIPELINE_STEPS = ("discover", "preprocess", "train", "infer", "export", "run")
-
-
-class NotImplementedYetError(RuntimeError):
-    """A command of the contract whose step a later issue builds."""
-
-
-def _not_implemented(name: str) -> Callable[[Context, argparse.Namespace], int]:
-    def handler(ctx: Context, args: argparse.Namespace) -> int:
-        raise NotImplementedYetError(f"etl {name}: not implemented yet")
-
-    return handler
 
 
 def _print_summary(summary: dict[str, object]) -> None:
@@ -118,6 +107,42 @@ def _cmd_infer(ctx: Context, args: argparse.Namespace) -> int:
         )
         print(f"infer {machine_type}: {line}", file=sys.stderr)
     _print_summary(summary)
+    return EXIT_OK
+
+
+def _cmd_export(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.export import export
+
+    _print_summary(export(ctx))
+    return EXIT_OK
+
+
+def _cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.tick import run_tick
+
+    summary = run_tick(ctx)  # TickFailedError after all steps ran: exit 1
+    for name, outcome in summary["steps"].items():
+        print(f"run: {name:<10} {outcome['seconds']:>7.1f} s", file=sys.stderr)
+    print(f"run: tick done in {summary['seconds']:.1f} s", file=sys.stderr)
+    _print_summary(summary)
+    return EXIT_OK
+
+
+def _cmd_report(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.report import load_report_data, render_terminal, write_report
+    from etl.state.status import read_status
+
+    config = ctx.config
+    data = load_report_data(
+        config.results.url,
+        config.results.db_schema,
+        config.pipeline.name,
+        read_status(ctx.state_engine),
+        [(a.uuid, a.type) for a in config.assets],
+    )
+    path = write_report(data, Path(args.out or f"reports/{config.pipeline.name}"))
+    print(render_terminal(data))
+    print(f"report: {path}")
     return EXIT_OK
 
 
@@ -206,16 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
         "preprocess": _cmd_preprocess,
         "train": _cmd_train,
         "infer": _cmd_infer,
+        "export": _cmd_export,
+        "run": _cmd_run,
     }
     parsers = {}
     for name in PIPELINE_STEPS:
         parsers[name] = commands.add_parser(name, help=helps[name])
-        parsers[name].set_defaults(handler=built.get(name) or _not_implemented(name))
+        parsers[name].set_defaults(handler=built[name])
     parsers["preprocess"].add_argument("--limit", type=int, help="at most this many files")
 
     status = commands.add_parser("status", help="the state store (batches, models, runs, exports)")
     status.add_argument("--json", action="store_true", help="as JSON (the contract's format)")
     status.set_defaults(handler=_cmd_status)
+
+    report = commands.add_parser("report", help="an HTML report of the results, and a summary")
+    report.add_argument("--out", help="folder of index.html (default: reports/PIPELINE)")
+    report.set_defaults(handler=_cmd_report)
 
     reprocess = commands.add_parser("reprocess", help="reset files so they flow again")
     reprocess.add_argument("--machine", help="one machine UUID")
@@ -265,9 +296,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = bootstrap(config)
     try:
         return int(args.handler(ctx, args))
-    except NotImplementedYetError as exc:
-        print(f"etl: {exc}", file=sys.stderr)
-        return EXIT_NOT_IMPLEMENTED
     except Exception as exc:
         log.debug("command failed", exc_info=True)
         print(f"etl {args.command}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)

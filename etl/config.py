@@ -166,6 +166,10 @@ class TrainingConfig(_Section):
 
     min_days: Annotated[float, Field(gt=0)] = 14
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    retrain_every_h: Annotated[float, Field(gt=0)] = 168
+    """``etl run`` retrains a type whose champion is older than this (a week)."""
+    recheck_every_h: Annotated[float, Field(gt=0)] = 6
+    """``etl run`` re-judges a type without a champion at most this often (it reads the history)."""
     model: ModelParams = ModelParams()
 
 

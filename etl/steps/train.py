@@ -356,8 +356,8 @@ def train_type(
     }
 
 
-def train(ctx: Context) -> dict[str, Any]:
-    """Train every machine type that has enough data; record every decision."""
+def train(ctx: Context, only: set[str] | None = None) -> dict[str, Any]:
+    """Train every machine type (or those in ``only``) with enough data; record every decision."""
     from pyspark.sql import functions as F
 
     config = ctx.config
@@ -369,7 +369,8 @@ def train(ctx: Context) -> dict[str, Any]:
     try:
         machines_by_type: dict[str, list[str]] = defaultdict(list)
         for asset in config.assets:
-            machines_by_type[asset.type].append(asset.uuid)
+            if only is None or asset.type in only:
+                machines_by_type[asset.type].append(asset.uuid)
         url = statevectors_url(config.output_url)
         vectors = labels = None
         inputs: dict[str, Any] = {"statevectors_url": url}

@@ -6,13 +6,10 @@ import json
 
 import mlflow
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from etl.bootstrap import bootstrap
 from etl.config import Config, parse_config
 from etl.io.objectstore import open_store
-from etl.stack import Stack
 from etl.state.domain import ModelStatus
 from etl.steps.discover import discover
 from etl.steps.preprocess import preprocess
@@ -33,15 +30,6 @@ def train_config(demo: Config, unique: str, topic: str, min_days: float) -> Conf
     data["simulate"]["workers"] = 1
     data["training"] = {"min_days": min_days, "model": {"num_trees": 20, "max_depth": 8}}
     return parse_config(data)
-
-
-@pytest.fixture
-def topic(stack: Stack, unique: str) -> str:
-    name = f"raw-{unique}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    admin.close()
-    return name
 
 
 def test_train_decides_registers_versions_and_promotes(

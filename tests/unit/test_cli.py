@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etl.cli import EXIT_FAILED, EXIT_NOT_IMPLEMENTED, EXIT_OK, EXIT_USAGE, PIPELINE_STEPS, main
+from etl.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PIPELINE_STEPS, main
 from etl.stack.process import port_is_free
 
 
@@ -75,13 +75,21 @@ def test_bad_config_exits_2_with_one_line(
     assert err == "etl: config error: preprocess.max_gap: unknown key"
 
 
-@pytest.mark.parametrize("step", ["infer", "export", "run"])
-def test_unbuilt_steps_say_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], step: str
+def test_export_without_results_database_skips_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path)
-    assert main(["--config", str(config), step]) == EXIT_NOT_IMPLEMENTED
-    assert capsys.readouterr().err.strip() == f"etl: etl {step}: not implemented yet"
+    assert main(["--config", str(config), "export"]) == EXIT_OK
+    assert "skipped" in json.loads(capsys.readouterr().out)
+
+
+def test_infer_with_nothing_preprocessed_scores_nothing_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    assert main(["--config", str(config), "infer"]) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["types"] == {} and summary["interrupted_closed"] == 0
 
 
 def test_train_without_data_says_how_much_is_missing_and_exits_0(
