@@ -13,7 +13,8 @@ export AWS_ACCESS_KEY_ID ?= etl-local
 export AWS_SECRET_ACCESS_KEY ?= etl-local-secret
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup stack-up stack-down test lint demo clean bench-preprocess bench-train
+.PHONY: setup stack-up stack-down test lint demo clean bench-preprocess bench-train bench-tick \
+	bench-export
 
 setup:
 	@bash scripts/setup.sh
@@ -45,3 +46,11 @@ bench-preprocess: setup
 
 bench-train: stack-up
 	$(VENV)/bin/python bench/train.py --machines $(or $(MACHINES),6) --days $(or $(DAYS),2)
+
+# One `etl run` tick for one 10-minute wave of a fleet (after a first tick that trains).
+bench-tick: stack-up
+	$(VENV)/bin/python bench/tick.py --machines $(or $(MACHINES),50) --hours $(or $(HOURS),2)
+
+# Rows/s of the export (read, adapt, check, JDBC load) into the stack's PostgreSQL.
+bench-export: stack-up
+	$(VENV)/bin/python bench/export.py --segments 200000 --cycles 20000 --machines 20

@@ -99,13 +99,18 @@ def _cmd_infer(ctx: Context, args: argparse.Namespace) -> int:
     summary = infer(ctx)
     for machine_type, outcome in summary["types"].items():
         line = (
-            f"{outcome['machines']} machines, {outcome['batches']} batches with "
-            f"{outcome['model']}: {outcome['seconds']:,} seconds, {outcome['segments']:,} "
-            f"segments, {outcome['cycles']:,} cycles in {outcome['elapsed_s']} s"
+            f"{outcome['machines']} machines, {outcome['batches']} batches, "
+            f"{outcome['seconds']:,} seconds scored with {outcome['model']}"
             if outcome.get("scored")
             else outcome.get("reason")
         )
         print(f"infer {machine_type}: {line}", file=sys.stderr)
+    if "elapsed_s" in summary:
+        print(
+            f"infer: {summary['segments']:,} segments and {summary['cycles']:,} cycles "
+            f"rebuilt in {summary['elapsed_s']} s",
+            file=sys.stderr,
+        )
     _print_summary(summary)
     return EXIT_OK
 

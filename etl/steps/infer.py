@@ -28,6 +28,7 @@ job are closed as failed at the next start.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -120,14 +121,16 @@ def first_changed(batches: list[Batch]) -> dict[str, int]:
     return first
 
 
-def find_cuts(ctx: Context, machine_type: str, first_new: dict[str, int]) -> dict[str, int]:
+def find_cuts(
+    ctx: Context, machine_types: dict[str, str], first_new: dict[str, int]
+) -> dict[str, int]:
     """Per machine: the cut, from the stored segments near its first changed second."""
     url = table_url(ctx.config.output_url, SEGMENTS)
     if not table_exists(ctx.spark, url):
         return dict(first_new)
     near = " OR ".join(
         f"(machine_uuid = {quote(m)} AND `end` >= {t - LOOKBACK_S} AND start < {t})"
-        for m, t in first_new.items()
+        for m, t in sorted(first_new.items())
     )
     old = (
         ctx.spark.read.format("delta")
@@ -138,7 +141,8 @@ def find_cuts(ctx: Context, machine_type: str, first_new: dict[str, int]) -> dic
     )
     by_machine = dict(tuple(old.groupby("machine_uuid")))
     return {
-        m: find_cut(by_machine.get(m, old.iloc[:0]), machine_type, t) for m, t in first_new.items()
+        m: find_cut(by_machine.get(m, old.iloc[:0]), machine_types[m], t)
+        for m, t in first_new.items()
     }
 
 
@@ -182,48 +186,49 @@ def score(
 def rebuild(
     ctx: Context,
     vectors: DataFrame,
-    machine_type: str,
     cuts: dict[str, int],
-    provenance: dict[str, Any],
-) -> tuple[DataFrame, DataFrame]:
-    """Segments and cycles of every machine from its cut on, from the stored seconds."""
-    from pyspark.sql import functions as F
+    provenance: dict[str, dict[str, Any]],
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Segments and cycles of every machine from its cut on, from the stored seconds.
 
+    ``provenance`` is per machine type (each type has its own model and run).
+    The joined input is cached, as both outputs are computed from it; it is
+    returned third for the caller to unpersist.
+    """
     seconds = (
         ctx.spark.read.format("delta")
         .load(table_url(ctx.config.output_url, SECONDS))
         .where(_from_cut(cuts, "ts", days=True))
-        .select("machine_uuid", "ts", "activity", "confidence")
+        .select("machine_uuid", "machine_type", "ts", "activity", "confidence")
     )
     positions = vectors.where(_from_cut(cuts, "ts", days=True)).select(
         "machine_uuid", "ts", "latitude", "longitude", "speed"
     )
-    joined = seconds.join(positions, ["machine_uuid", "ts"], "left").withColumn(
-        "machine_type", F.lit(machine_type)
-    )
+    joined = seconds.join(positions, ["machine_uuid", "ts"], "left").persist()
     max_gap_s = ctx.config.preprocess.max_gap_s
 
-    def with_provenance(frame: pd.DataFrame, machine: str) -> pd.DataFrame:
-        frame.insert(0, "machine_type", machine_type)
-        frame.insert(0, "machine_uuid", machine)
-        for key, value in provenance.items():
-            frame[key] = value
-        return frame
+    def labelled(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+        machine_type = str(frame["machine_type"].iloc[0])
+        rows.insert(0, "machine_type", machine_type)
+        rows.insert(0, "machine_uuid", str(frame["machine_uuid"].iloc[0]))
+        for key, value in provenance[machine_type].items():
+            rows[key] = value
+        return rows
 
     def segments(frame: pd.DataFrame) -> pd.DataFrame:
-        machine = str(frame["machine_uuid"].iloc[0])
         frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
-        return with_provenance(segments_with_confidence(frame), machine)
+        return labelled(frame, segments_with_confidence(frame))
 
     def cycles(frame: pd.DataFrame) -> pd.DataFrame:
-        machine = str(frame["machine_uuid"].iloc[0])
         frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
-        return with_provenance(cycles_with_travel(frame, machine_type, max_gap_s), machine)
+        machine_type = str(frame["machine_type"].iloc[0])
+        return labelled(frame, cycles_with_travel(frame, machine_type, max_gap_s))
 
     grouped = joined.groupBy("machine_uuid")
     return (
         grouped.applyInPandas(segments, schema=segments_schema()),
         grouped.applyInPandas(cycles, schema=cycles_schema()),
+        joined,
     )
 
 
@@ -242,56 +247,82 @@ def close_interrupted(ctx: Context, run_id: int) -> int:
     return len(stale)
 
 
-def infer_type(
+def infer_batches(
     ctx: Context,
-    champion: Champion,
-    batches: list[Batch],
+    champions: dict[str, Champion],
+    batches: dict[str, list[Batch]],
     *,
     run_id: int,
 ) -> dict[str, Any]:
-    """Score one machine type's new StateVectors and rebuild its segments and cycles."""
-    started = time.monotonic()
+    """Score the machine types' new StateVectors and rebuild their segments and cycles.
+
+    All types go through one pass: one read of the stored segments for the
+    cuts, one write per table (each type's rows carry its own model and
+    inference run), so a tick's fixed cost does not grow with the number of
+    machine types.
+    """
+    started = clock = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
     config = ctx.config
     pipeline = config.pipeline.name
-    machine_type = champion.row.machine_type
     sv_url = statevectors_url(config.output_url)
     sv_version = latest_commit(ctx.spark, sv_url)[0]
     vectors = ctx.spark.read.format("delta").option("versionAsOf", sv_version).load(sv_url)
-    first_new = first_changed(batches)
+    type_of = {b.machine_uuid: t for t, rows in batches.items() for b in rows}
+    first_new = first_changed([b for rows in batches.values() for b in rows])
     if not first_new:  # preprocessed batches always carry their time range
-        raise RuntimeError(f"{len(batches)} {machine_type} batches have no time range")
-    cuts = find_cuts(ctx, machine_type, first_new)
+        raise RuntimeError("the batches to score have no time range")
+    cuts = find_cuts(ctx, type_of, first_new)
+    cuts_of = {t: {m: c for m, c in cuts.items() if type_of[m] == t} for t in batches}
+    lap("cuts_s")
     with ctx.uow() as uow:
-        inference = uow.inference_runs.start(
-            pipeline,
-            champion.row.id,
-            ts_from=float(min(cuts.values())),
-            input_versions={
-                "statevectors_version": sv_version,
-                "model": champion.label,
-                "machine_type": machine_type,
-                "cuts": cuts,
-            },
-            output_url=f"{config.output_url}/inference",
-            run_id=run_id,
-        )
+        runs = {
+            t: uow.inference_runs.start(
+                pipeline,
+                champions[t].row.id,
+                ts_from=float(min(cuts_of[t].values())),
+                input_versions={
+                    "statevectors_version": sv_version,
+                    "model": champions[t].label,
+                    "machine_type": t,
+                    "cuts": cuts_of[t],
+                },
+                output_url=f"{config.output_url}/inference",
+                run_id=run_id,
+            )
+            for t in sorted(batches)
+        }
         uow.commit()
     provenance = {
-        "model_version": champion.label,
-        "statevectors_version": sv_version,
-        "inference_run_id": inference.id,
+        t: {
+            "model_version": champions[t].label,
+            "statevectors_version": sv_version,
+            "inference_run_id": runs[t].id,
+        }
+        for t in runs
     }
+    txn = max(r.id for r in runs.values())
+    cached = None
     try:
+        frames = [score(vectors, champions[t], cuts_of[t], provenance[t]) for t in sorted(runs)]
         written: dict[str, int] = {}
         _, written[SECONDS] = replace_where(
-            score(vectors, champion, cuts, provenance),
+            functools.reduce(lambda a, b: a.unionByName(b), frames),
             table_url(config.output_url, SECONDS),
             _from_cut(cuts, "ts", days=True),
             partition_by=("machine_uuid", "day"),
             txn_app_id=f"{pipeline}-infer-{SECONDS}",
-            txn_version=inference.id,
+            txn_version=txn,
         )
-        segments, cycles = rebuild(ctx, vectors, machine_type, cuts, provenance)
+        lap("score_s")
+        segments, cycles, cached = rebuild(ctx, vectors, cuts, provenance)
         for table, frame, column in (
             (SEGMENTS, segments, "start"),
             (CYCLES, cycles, "cycle_start"),
@@ -302,29 +333,66 @@ def infer_type(
                 _from_cut(cuts, column),
                 partition_by=("machine_uuid",),
                 txn_app_id=f"{pipeline}-infer-{table}",
-                txn_version=inference.id,
+                txn_version=txn,
             )
+            lap(f"{table}_s")
     except Exception as exc:
         with ctx.uow() as uow:
-            uow.inference_runs.finish(inference.id, RunStatus.FAILED, reason=str(exc))
+            for inference in runs.values():
+                uow.inference_runs.finish(inference.id, RunStatus.FAILED, reason=str(exc))
             uow.commit()
         raise
+    finally:
+        if cached is not None:
+            cached.unpersist()
+    seconds_of = _rows_per_type(ctx, cuts_of, runs)
     with ctx.uow() as uow:
-        for batch in batches:
-            uow.batches.mark_status(batch.id, BatchStatus.INFERRED, run_id=run_id)
-        uow.inference_runs.finish(inference.id, RunStatus.SUCCEEDED, rows=written[SECONDS])
+        for t, inference in runs.items():
+            for batch in batches[t]:
+                uow.batches.mark_status(batch.id, BatchStatus.INFERRED, run_id=run_id)
+            uow.inference_runs.finish(inference.id, RunStatus.SUCCEEDED, rows=seconds_of.get(t, 0))
         uow.commit()
+    lap("record_s")
     return {
-        "model": champion.label,
-        "inference_run": inference.id,
-        "machines": len(cuts),
-        "batches": len(batches),
+        "types": {
+            t: {
+                "scored": True,
+                "model": champions[t].label,
+                "inference_run": runs[t].id,
+                "machines": len(cuts_of[t]),
+                "batches": len(batches[t]),
+                "seconds": seconds_of.get(t, 0),
+            }
+            for t in sorted(runs)
+        },
         "seconds": written[SECONDS],
         "segments": written[SEGMENTS],
         "cycles": written[CYCLES],
         "statevectors_version": sv_version,
         "elapsed_s": round(time.monotonic() - started, 1),
+        "timings": timings,
     }
+
+
+def _rows_per_type(
+    ctx: Context, cuts_of: dict[str, dict[str, int]], runs: dict[str, Any]
+) -> dict[str, int]:
+    """Seconds each type's inference run wrote (for its state store row)."""
+    from pyspark.sql import functions as F
+
+    ids = ", ".join(str(r.id) for r in runs.values())
+    counts = (
+        ctx.spark.read.format("delta")
+        .load(table_url(ctx.config.output_url, SECONDS))
+        .where(
+            _from_cut({m: c for cuts in cuts_of.values() for m, c in cuts.items()}, "ts", days=True)
+        )
+        .where(f"inference_run_id IN ({ids})")
+        .groupBy("machine_type")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    )
+    return {r["machine_type"]: int(r["n"]) for r in counts}
 
 
 def infer(ctx: Context) -> dict[str, Any]:
@@ -335,7 +403,7 @@ def infer(ctx: Context) -> dict[str, Any]:
     with ctx.uow() as uow:
         run = uow.runs.start(pipeline, "infer")
         pending = uow.batches.by_status(pipeline, BatchStatus.PREPROCESSED)
-        champions = {t: uow.models.champion(pipeline, t) for t in sorted(set(type_of.values()))}
+        rows = {t: uow.models.champion(pipeline, t) for t in sorted(set(type_of.values()))}
         uow.commit()
     summary: dict[str, Any] = {"types": {}, "interrupted_closed": close_interrupted(ctx, run.id)}
     try:
@@ -343,8 +411,10 @@ def infer(ctx: Context) -> dict[str, Any]:
         for batch in pending:
             if batch.machine_uuid in type_of:
                 by_type[type_of[batch.machine_uuid]].append(batch)
+        champions: dict[str, Champion] = {}
+        clock = time.monotonic()
         for machine_type, batches in sorted(by_type.items()):
-            row = champions.get(machine_type)
+            row = rows.get(machine_type)
             if row is None:
                 summary["types"][machine_type] = {
                     "scored": False,
@@ -352,8 +422,15 @@ def infer(ctx: Context) -> dict[str, Any]:
                 }
                 continue
             log.info("infer %s: %d batches with %s", machine_type, len(batches), row.registry_name)
-            result = infer_type(ctx, load_champion(ctx, row), batches, run_id=run.id)
-            summary["types"][machine_type] = {"scored": True, **result}
+            champions[machine_type] = load_champion(ctx, row)
+        loaded = round(time.monotonic() - clock, 2)
+        if champions:
+            result = infer_batches(
+                ctx, champions, {t: by_type[t] for t in champions}, run_id=run.id
+            )
+            summary["types"].update(result.pop("types"))
+            summary.update(result)
+            summary["timings"]["load_models_s"] = loaded
     except BaseException:
         with ctx.uow() as uow:
             uow.runs.finish(run.id, RunStatus.FAILED, summary)

@@ -121,7 +121,7 @@ def waves(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_each_wave_scores_its_new_batches_and_the_late_batch_pulls_the_cut_back(
     waves: Waves,
 ) -> None:
-    assert waves.first["scored"] and waves.first["batches"] > 0 and waves.first["cycles"] > 0
+    assert waves.first["scored"] and waves.first["batches"] > 0 and waves.first["seconds"] > 0
     assert waves.second["scored"] and waves.second["model"] == waves.first["model"]
     with waves.ctx.uow() as uow:
         statuses = {b.status for b in uow.batches.for_pipeline("stitch")}
