@@ -146,3 +146,36 @@ def test_cut_is_the_last_cycle_start_before_the_new_data() -> None:
     assert find_cut(old.iloc[:0], "dumper", 450) == 450
     # segments at or after the new data are not evidence of where to start
     assert find_cut(old, "dumper", 100) == 100
+
+
+def test_stitching_from_the_cut_rebuilds_a_cycle_split_by_a_batch_boundary() -> None:
+    # three dumper cycles; the first batch ends in the middle of the third one's hauling
+    plan = [*_dumper_cycle(), *_dumper_cycle(), *_dumper_cycle(), ("loading", 30)]
+    frame = _seconds(plan, latitude=-23.0, longitude=119.0, speed=5.0, confidence=0.9)
+    whole_segments = segments_with_confidence(frame)
+    whole_cycles = cycles_with_travel(frame, "dumper", max_gap_s=10)
+
+    boundary = T0 + 2 * 280 + 150
+    first = frame[frame["ts"] < boundary]
+    stored_segments = segments_with_confidence(first)
+    stored_cycles = cycles_with_travel(first, "dumper", max_gap_s=10)
+    assert len(stored_cycles) == 2  # the third cycle has no end yet
+
+    # new data from the boundary on (minus the margin): rebuilt from the second cycle's start
+    cut = find_cut(stored_segments, "dumper", boundary - 300)
+    assert cut == T0 + 280
+    again = frame[frame["ts"] >= cut]
+    segments = pd.concat(
+        [stored_segments[stored_segments["start"] < cut], segments_with_confidence(again)],
+        ignore_index=True,
+    )
+    cycles = pd.concat(
+        [
+            stored_cycles[stored_cycles["cycle_start"] < cut],
+            cycles_with_travel(again, "dumper", 10),
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(segments, whole_segments)
+    pd.testing.assert_frame_equal(cycles, whole_cycles)
+    assert len(cycles) == 3
