@@ -16,21 +16,15 @@ Usage: python bench/tick.py [--machines 50] [--hours 2] [--keep DIR]
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
+from common import ETL, ROOT, bench_env, run_etl
 
-ROOT = Path(__file__).resolve().parents[1]
-ETL = str(ROOT / ".venv" / "bin" / "etl")
 START = datetime(2026, 1, 5, 6, tzinfo=UTC)
 WAVE_S = 600
 
@@ -71,16 +65,6 @@ def write_config(root: Path, machines: int, hours: float) -> Path:
     return path
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, dict]:
-    """Wall seconds and the JSON summary line of one etl command."""
-    started = time.monotonic()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-3000:])
-        raise SystemExit(f"{' '.join(argv[3:])} failed with exit {done.returncode}")
-    return time.monotonic() - started, json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def _steps(summary: dict) -> str:
     return ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in summary["steps"].items())
 
@@ -94,19 +78,19 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench-tick-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    env = bench_env()
     try:
         base = [ETL, "--config", str(write_config(root, args.machines, args.hours))]
         days = str(args.hours / 24)
-        _, history = run([*base, "simulate", "--days", days, "--seed", "3"], env)
-        first_s, first = run([*base, "run"], env)
+        _, history = run_etl([*base, "simulate", "--days", days, "--seed", "3"], env)
+        first_s, first = run_etl([*base, "run"], env)
         wave_start = (START + timedelta(hours=args.hours)).isoformat()
         wave_days = str(WAVE_S / 86400)
-        _, wave = run(
+        _, wave = run_etl(
             [*base, "simulate", "--days", wave_days, "--seed", "4", "--start", wave_start], env
         )
-        tick_s, tick = run([*base, "run"], env)
-        idle_s, idle = run([*base, "run"], env)
+        tick_s, tick = run_etl([*base, "run"], env)
+        idle_s, idle = run_etl([*base, "run"], env)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -13,20 +13,13 @@ Usage: python bench/train.py [--machines 6] [--days 2] [--keep DIR]
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-ETL = str(ROOT / ".venv" / "bin" / "etl")
+from common import ETL, ROOT, bench_env, run_etl
 
 
 def write_config(root: Path, machines: int, days: float) -> Path:
@@ -63,13 +56,6 @@ def write_config(root: Path, machines: int, days: float) -> Path:
     return path
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, dict]:
-    """Wall seconds and the JSON summary line of one etl command."""
-    started = time.monotonic()
-    out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout
-    return time.monotonic() - started, json.loads(out.strip().splitlines()[-1])
-
-
 def main() -> None:
     """Simulate, preprocess, train; print the evaluation table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,14 +65,16 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench-train-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    env = bench_env()
     try:
         config = str(write_config(root, args.machines, args.days))
         base = [ETL, "--config", config]
-        sim_s, simulated = run([*base, "simulate", "--days", str(args.days), "--seed", "3"], env)
-        run([*base, "discover"], env)
-        pre_s, pre = run([*base, "preprocess"], env)
-        train_s, trained = run([*base, "train"], env)
+        sim_s, simulated = run_etl(
+            [*base, "simulate", "--days", str(args.days), "--seed", "3"], env
+        )
+        run_etl([*base, "discover"], env)
+        pre_s, pre = run_etl([*base, "preprocess"], env)
+        train_s, trained = run_etl([*base, "train"], env)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
