@@ -70,6 +70,21 @@ _HORIZON_FEATURES: tuple[str, ...] = (
     "heading_rate_mean",
 )
 
+ROTATION_HORIZONS: tuple[int, ...] = (2, 5)
+"""Half-widths of the windows over the body's rotation: an excavator's swing lasts ~5 s."""
+
+CONTEXT_HORIZONS: tuple[int, ...] = (15, 60)
+"""Lengths of the one-sided windows before and after a second (what came, what follows)."""
+
+_ROTATION_FEATURES: tuple[str, ...] = ("rotation_mean",)
+_CONTEXT_FEATURES: tuple[str, ...] = (
+    "vibration_max_before",
+    "vibration_max_after",
+    "speed_mean_before",
+    "speed_mean_after",
+)
+_EXTRA_FEATURES: tuple[str, ...] = ("rotation_rate", "heading_offset_60")
+
 _ACC_COLUMNS: tuple[str, ...] = (
     "acc_x_mean",
     "acc_y_mean",
@@ -93,7 +108,9 @@ def feature_columns(horizons: tuple[int, ...] = DEFAULT_HORIZONS) -> tuple[str, 
         The base features, then the rolling ones, horizon by horizon.
     """
     rolling = tuple(f"{name}_{h}" for h in horizons for name in _HORIZON_FEATURES)
-    return _BASE_FEATURES + rolling
+    rotation = tuple(f"{name}_{h}" for h in ROTATION_HORIZONS for name in _ROTATION_FEATURES)
+    context = tuple(f"{name}_{h}" for h in CONTEXT_HORIZONS for name in _CONTEXT_FEATURES)
+    return _BASE_FEATURES + rolling + _EXTRA_FEATURES + rotation + context
 
 
 FEATURE_COLUMNS: tuple[str, ...] = feature_columns(DEFAULT_HORIZONS)
@@ -137,7 +154,18 @@ def statevector_features(
       second in degrees, in [0, 180], 0 after a gap or below 0.5 m/s (a
       standing machine's GPS heading is noise), with its rolling mean;
     * ``imu_missing``: 1.0 when any IMU statistic of the second is null, so a
-      model can tell "no vibration" from "no sensor".
+      model can tell "no vibration" from "no sensor";
+    * ``rotation_rate``: absolute heading change from the previous second *also
+      when standing* (receivers with IMU fusion report the body's heading at
+      rest, and an excavator swings on the spot), with its rolling mean over
+      ``[-h, h]`` for ``h`` in :data:`ROTATION_HORIZONS`;
+    * ``heading_offset_60``: angle between the heading and its circular mean
+      over ``[-60, 60]`` (an excavator dwells at the face, so the truck side is
+      the far one, whichever way the truck stands);
+    * ``vibration_max_before_h``/``_after_h`` and ``speed_mean_before_h``/
+      ``_after_h`` over ``[-h, -1]`` and ``[1, h]`` for ``h`` in
+      :data:`CONTEXT_HORIZONS`: what came before and what follows, which tells
+      loaded travel (after the loading's vibration) from empty travel (before it).
 
     Args:
         vectors: StateVectors, one row per machine and second; extra columns
@@ -200,6 +228,12 @@ def statevector_features(
         )
         .otherwise(0.0)
         .alias("heading_rate"),
+        # the body's rotation, also standing: a swinging excavator turns on the spot
+        F.when(F.col("_contiguous"), _circular_difference(F.col("heading"), F.col("_prev_heading")))
+        .otherwise(0.0)
+        .alias("rotation_rate"),
+        F.sin(F.radians("heading")).alias("_heading_sin"),
+        F.cos(F.radians("heading")).alias("_heading_cos"),
         (~F.col("_contiguous") | (F.col("stopped") != F.col("_prev_stopped"))).alias("_run_start"),
     )
 
@@ -234,6 +268,22 @@ def statevector_features(
             F.avg("altitude").over(ahead) - F.avg("altitude").over(behind)
         ) / F.lit(float(h))
         aggregates[f"heading_rate_mean_{h}"] = F.avg("heading_rate").over(centred)
+
+    for h in ROTATION_HORIZONS:
+        aggregates[f"rotation_mean_{h}"] = F.avg("rotation_rate").over(by_time.rangeBetween(-h, h))
+    for h in CONTEXT_HORIZONS:
+        before, after = by_time.rangeBetween(-h, -1), by_time.rangeBetween(1, h)
+        aggregates[f"vibration_max_before_{h}"] = F.max("vibration_energy").over(before)
+        aggregates[f"vibration_max_after_{h}"] = F.max("vibration_energy").over(after)
+        aggregates[f"speed_mean_before_{h}"] = F.avg("speed").over(before)
+        aggregates[f"speed_mean_after_{h}"] = F.avg("speed").over(after)
+    # How far the body points from where it pointed on average over two minutes: an
+    # excavator dwells longer at the face than at the truck, so the dump side is the far one.
+    around = by_time.rangeBetween(-60, 60)
+    mean_heading = F.degrees(
+        F.atan2(F.avg("_heading_sin").over(around), F.avg("_heading_cos").over(around))
+    )
+    aggregates["heading_offset_60"] = _circular_difference(F.col("heading"), mean_heading)
 
     def feature(name: str) -> Column:
         column = aggregates.get(name, F.col(name))

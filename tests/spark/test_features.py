@@ -266,3 +266,31 @@ def test_join_drops_unlabelled_seconds(spark: SparkSession) -> None:
     assert got == [(A, t, "loading") for t in range(3, 8)] + [(B, 16, "dump"), (B, 17, "dump")]
     assert set(out.columns) == {"machine_uuid", "ts", "activity", *FEATURE_COLUMNS}
     assert not math.isnan(out.first()["speed_mean_5"])
+
+
+def test_rotation_is_seen_standing_and_heading_rate_is_not(spark: SparkSession) -> None:
+    # an excavator at rest dwells at the face (350), swings 90 degrees in 5 s through
+    # north to the truck (80), dumps and stays there for less time
+    headings = [350.0] * 20 + [350.0 + 18.0 * k for k in range(1, 6)] + [80.0] * 8
+    rows = [row(t, speed=0.0, heading=h % 360.0) for t, h in enumerate(headings)]
+    out = features_by_ts(spark, rows)
+    assert out[22]["rotation_rate"] == pytest.approx(18.0)
+    assert out[22]["heading_rate"] == 0.0  # gated: a standing machine's course is noise
+    assert out[3]["rotation_rate"] == 0.0
+    assert out[22]["rotation_mean_2"] == pytest.approx(18.0)
+    assert out[32]["rotation_mean_5"] == 0.0
+    # the mean heading lies nearer the face: the truck side is the far one
+    assert 0.0 < out[0]["heading_offset_60"] < 45.0 < out[32]["heading_offset_60"] < 90.0
+
+
+def test_before_and_after_windows_tell_what_came_from_what_follows(spark: SparkSession) -> None:
+    # a shaking stop (loading), then 40 s of quiet travel
+    rows = [row(t, speed=0.0, std=(1.0, 1.0, 1.0)) for t in range(10)]
+    rows += [row(t, speed=8.0) for t in range(10, 50)]
+    out = features_by_ts(spark, rows)
+    assert out[12]["vibration_max_before_15"] == pytest.approx(3.0)
+    assert out[12]["vibration_max_after_15"] == pytest.approx(0.03)
+    assert out[30]["vibration_max_before_15"] == pytest.approx(0.03)
+    assert out[30]["vibration_max_before_60"] == pytest.approx(3.0)
+    assert out[5]["speed_mean_after_15"] == pytest.approx((4 * 0.0 + 11 * 8.0) / 15)
+    assert out[0]["speed_mean_before_15"] == 0.0  # nothing before: 0, not null
