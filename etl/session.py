@@ -112,4 +112,11 @@ def build_session(config: Config) -> SparkSession:
     builder = SparkSession.builder.appName(f"{config.spark.app_name}-{config.pipeline.name}")
     if config.spark.master:
         builder = builder.master(config.spark.master)
-    return configure(builder, s3=config.storage.s3).getOrCreate()
+    session = configure(builder, s3=config.storage.s3).getOrCreate()
+    # getOrCreate hands back a running session without applying Hadoop settings: a
+    # process that built one for another config (a test session, an earlier pipeline)
+    # would otherwise reach S3 through that config's endpoint, or AWS's.
+    hadoop = session.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_conf(config.storage.s3).items():
+        hadoop.set(key.removeprefix("spark.hadoop."), value)
+    return session

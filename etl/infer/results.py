@@ -14,8 +14,6 @@ rows it supersedes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -28,16 +26,9 @@ from etl.infer.schema import (
     PHASE_COLUMNS,
 )
 from etl.preprocess.validate import haversine_m
+from etl.train.model import Smoothing
 from etl.train.segments import CYCLE_START, activity_segments, build_cycles
 from etl.train.smoothing import smooth_activities
-
-
-@dataclass(frozen=True)
-class Smoothing:
-    """What inference applies after the classifier: the model's own smoothing parameters."""
-
-    stays: tuple[float, ...]
-    min_segments_s: tuple[int, ...]
 
 
 def smooth_seconds(

@@ -41,7 +41,6 @@ import pandas as pd
 
 from etl.config import ACTIVITIES
 from etl.infer.results import (
-    Smoothing,
     cycles_with_travel,
     find_cut,
     segments_with_confidence,
@@ -59,9 +58,11 @@ from etl.infer.schema import (
 from etl.io.delta import latest_commit, quote, replace_where, table_exists
 from etl.io.objectstore import open_store
 from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
+from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
 from etl.steps.train import _mlflow
 from etl.train.features import statevector_features
+from etl.train.model import Smoothing
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -400,13 +401,11 @@ def infer(ctx: Context) -> dict[str, Any]:
     config = ctx.config
     pipeline = config.pipeline.name
     type_of = {a.uuid: a.type for a in config.assets}
-    with ctx.uow() as uow:
-        run = uow.runs.start(pipeline, "infer")
-        pending = uow.batches.by_status(pipeline, BatchStatus.PREPROCESSED)
-        rows = {t: uow.models.champion(pipeline, t) for t in sorted(set(type_of.values()))}
-        uow.commit()
-    summary: dict[str, Any] = {"types": {}, "interrupted_closed": close_interrupted(ctx, run.id)}
-    try:
+    with recorded_run(ctx, "infer", {"types": {}}) as (run, summary):
+        with ctx.uow() as uow:
+            pending = uow.batches.by_status(pipeline, BatchStatus.PREPROCESSED)
+            rows = {t: uow.models.champion(pipeline, t) for t in sorted(set(type_of.values()))}
+        summary["interrupted_closed"] = close_interrupted(ctx, run.id)
         by_type: dict[str, list[Batch]] = defaultdict(list)
         for batch in pending:
             if batch.machine_uuid in type_of:
@@ -431,12 +430,4 @@ def infer(ctx: Context) -> dict[str, Any]:
             summary["types"].update(result.pop("types"))
             summary.update(result)
             summary["timings"]["load_models_s"] = loaded
-    except BaseException:
-        with ctx.uow() as uow:
-            uow.runs.finish(run.id, RunStatus.FAILED, summary)
-            uow.commit()
-        raise
-    with ctx.uow() as uow:
-        uow.runs.finish(run.id, RunStatus.SUCCEEDED, summary)
-        uow.commit()
     return summary

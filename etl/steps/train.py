@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from etl.config import ACTIVITIES
 from etl.io.delta import latest_commit, table_exists
 from etl.io.objectstore import open_store
-from etl.state.domain import NewModel, RunStatus
+from etl.state.domain import NewModel
+from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
 from etl.train.features import join_labels, labels_per_second, statevector_features
 from etl.train.metrics import plot_confusion
@@ -361,12 +362,7 @@ def train(ctx: Context, only: set[str] | None = None) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     config = ctx.config
-    pipeline = config.pipeline.name
-    with ctx.uow() as uow:
-        run = uow.runs.start(pipeline, "train")
-        uow.commit()
-    summary: dict[str, Any] = {"types": {}}
-    try:
+    with recorded_run(ctx, "train", {"types": {}}) as (_, summary):
         machines_by_type: dict[str, list[str]] = defaultdict(list)
         for asset in config.assets:
             if only is None or asset.type in only:
@@ -407,12 +403,4 @@ def train(ctx: Context, only: set[str] | None = None) -> dict[str, Any]:
             summary["types"][machine_type] = train_type(
                 ctx, machine_type, labelled, machines, inputs=inputs, decision=decision
             )
-    except BaseException:
-        with ctx.uow() as uow:
-            uow.runs.finish(run.id, RunStatus.FAILED, summary)
-            uow.commit()
-        raise
-    with ctx.uow() as uow:
-        uow.runs.finish(run.id, RunStatus.SUCCEEDED, summary)
-        uow.commit()
     return summary

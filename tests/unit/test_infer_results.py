@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from etl.infer.results import (
-    Smoothing,
     cycles_with_travel,
     find_cut,
     segments_with_confidence,
     smooth_seconds,
 )
 from etl.infer.schema import PHASE_COLUMNS
+from etl.train.model import Smoothing
 
 DUMPER = ("idle", "queuing", "loading", "hauling", "dumping", "returning")
 T0 = 1_767_571_200  # 2026-01-05
