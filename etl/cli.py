@@ -14,13 +14,16 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from etl import __version__
 from etl.bootstrap import Context, bootstrap
 from etl.config import ConfigError, load_config
+from etl.observe import configure_logging, emit_job_metrics
 
 log = logging.getLogger("etl")
 
@@ -42,20 +45,18 @@ def _cmd_simulate(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_discover(ctx: Context, args: argparse.Namespace) -> int:
+def _cmd_discover(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.discover import discover
 
-    _print_summary(discover(ctx))
-    return EXIT_OK
+    return discover(ctx)
 
 
-def _cmd_preprocess(ctx: Context, args: argparse.Namespace) -> int:
+def _cmd_preprocess(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.preprocess import preprocess
 
     summary = preprocess(ctx, limit=args.limit)
     print(render_preprocess_summary(summary), file=sys.stderr)
-    _print_summary(summary)
-    return EXIT_OK
+    return summary
 
 
 def render_preprocess_summary(summary: dict) -> str:
@@ -75,7 +76,7 @@ def render_preprocess_summary(summary: dict) -> str:
     )
 
 
-def _cmd_train(ctx: Context, args: argparse.Namespace) -> int:
+def _cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.train import train
 
     summary = train(ctx)
@@ -89,11 +90,10 @@ def _cmd_train(ctx: Context, args: argparse.Namespace) -> int:
             )
         )
         print(f"train {machine_type}: {line}", file=sys.stderr)
-    _print_summary(summary)
-    return EXIT_OK
+    return summary
 
 
-def _cmd_infer(ctx: Context, args: argparse.Namespace) -> int:
+def _cmd_infer(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.infer import infer
 
     summary = infer(ctx)
@@ -111,26 +111,23 @@ def _cmd_infer(ctx: Context, args: argparse.Namespace) -> int:
             f"rebuilt in {summary['elapsed_s']} s",
             file=sys.stderr,
         )
-    _print_summary(summary)
-    return EXIT_OK
+    return summary
 
 
-def _cmd_export(ctx: Context, args: argparse.Namespace) -> int:
+def _cmd_export(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.export import export
 
-    _print_summary(export(ctx))
-    return EXIT_OK
+    return export(ctx)
 
 
-def _cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+def _cmd_run(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.tick import run_tick
 
     summary = run_tick(ctx)  # TickFailedError after all steps ran: exit 1
     for name, outcome in summary["steps"].items():
         print(f"run: {name:<10} {outcome['seconds']:>7.1f} s", file=sys.stderr)
     print(f"run: tick done in {summary['seconds']:.1f} s", file=sys.stderr)
-    _print_summary(summary)
-    return EXIT_OK
+    return summary
 
 
 def _cmd_report(ctx: Context, args: argparse.Namespace) -> int:
@@ -220,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="pipeline YAML file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-json", action="store_true", help="log one JSON object per line (on stderr)"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -286,20 +286,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status is returned (and used by the console script)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for chatty in ("kafka", "botocore", "urllib3", "py4j", "alembic"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(args.log_level, json_lines=args.log_json)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"etl: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.log_json or config.observability.log_format == "json":
+        context = {"pipeline": config.pipeline.name, "command": args.command}
+        configure_logging(args.log_level, json_lines=True, context=context)
     ctx = bootstrap(config)
     try:
+        if args.command in PIPELINE_STEPS:
+            return _run_job(ctx, args)
         return int(args.handler(ctx, args))
     except Exception as exc:
         log.debug("command failed", exc_info=True)
@@ -307,6 +306,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         ctx.close()
+
+
+def _run_job(ctx: Context, args: argparse.Namespace) -> int:
+    """A pipeline job: its summary on stdout, then its metrics, whether it worked or not."""
+    started = time.monotonic()
+    summary: dict[str, Any] = {}
+    ok = False
+    try:
+        summary = args.handler(ctx, args)
+        ok = True
+        _print_summary(summary)
+        return EXIT_OK
+    except Exception as exc:
+        summary = getattr(exc, "summary", None) or {"error": _one_line(exc)}
+        raise
+    finally:
+        emit_job_metrics(
+            ctx, args.command, summary, ok=ok, seconds=round(time.monotonic() - started, 1)
+        )
 
 
 if __name__ == "__main__":

@@ -208,6 +208,17 @@ class SparkConfig(_Section):
     app_name: str = "fleet-etl"
 
 
+class ObservabilityConfig(_Section):
+    """Structured logs and the metrics an operator alerts on (etl.observe)."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line (``--log-json`` sets it too)."""
+    pushgateway_url: str | None = None
+    """A Prometheus Pushgateway; every job pushes its metrics there when set."""
+    rejected_window_h: Annotated[float, Field(gt=0)] = 24
+    """The window of the rejected-batch rate."""
+
+
 class StackConfig(_Section):
     """The local stack (``etl stack up``): loopback ports and where its data lives."""
 
@@ -240,6 +251,7 @@ class Config(_Section):
     simulate: SimulateConfig = SimulateConfig()
     spark: SparkConfig = SparkConfig()
     stack: StackConfig = StackConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
 
     @field_validator("assets")
     @classmethod

@@ -2,7 +2,7 @@
 # make setup: everything this repository needs on a fresh Debian machine, idempotent.
 #   1. .venv with the exact pins of requirements.lock, and this package (.venv/bin/etl)
 #   2. the JVM jars of jvm/*/pom.xml, resolved by Maven into jars/ (ignored)
-#   3. Debian's PostgreSQL server, when missing
+#   3. Debian's PostgreSQL server and Prometheus Pushgateway, when missing
 # Each step is skipped when its inputs have not changed since it last succeeded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,20 +45,26 @@ for kind in spark kafka; do
   fi
 done
 
-# 3. PostgreSQL server ----------------------------------------------------------------
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# 3. Debian packages: PostgreSQL's server, and the Prometheus Pushgateway that the metrics
+#    tests push to (both started by our own code, never as Debian services) ------------
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/prometheus-pushgateway ] || missing+=(prometheus-pushgateway)
+if [ ${#missing[@]} -gt 0 ]; then
   export PATH="$PATH:/usr/sbin:/sbin"
   if [ "$(id -u)" = 0 ]; then
-    say "installing Debian's postgresql"
+    say "installing Debian's ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    # Debian starts a cluster of its own on 5432; the stack runs its own, so stop it.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian starts services of its own (a cluster on 5432, a gateway on 9091); the stack
+    # and the tests run their own, so stop them.
     service postgresql stop >/dev/null 2>&1 || true
+    service prometheus-pushgateway stop >/dev/null 2>&1 || true
   else
-    echo "[setup] PostgreSQL server missing: run 'sudo apt-get install postgresql'" >&2
+    echo "[setup] missing Debian packages: run 'sudo apt-get install ${missing[*]}'" >&2
     exit 1
   fi
 else
-  say "PostgreSQL server present ($(ls -d /usr/lib/postgresql/*/ | tail -1))"
+  say "Debian packages present (PostgreSQL $(ls -d /usr/lib/postgresql/*/ | tail -1), pushgateway)"
 fi
 say "done"

@@ -30,6 +30,12 @@ class BatchStatus(StrEnum):
     EXPORTED = "exported"
 
 
+PENDING_STATUSES = frozenset(
+    {BatchStatus.DISCOVERED, BatchStatus.PREPROCESSED, BatchStatus.INFERRED}
+)
+"""Statuses of a batch that still has work ahead of it (the backlog an operator watches)."""
+
+
 class BatchSource(StrEnum):
     """How a batch became known: a Kafka announcement or a listing of the raw store."""
 
@@ -209,6 +215,25 @@ class Batch:
     delta_version: int | None
     run_id: int | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class BatchHealth:
+    """What an operator alerts on, from the batches of one pipeline.
+
+    Aggregates rather than rows, so that a job can report them every tick
+    for a fleet of hundreds of machines without reading every batch.
+    """
+
+    by_status: dict[BatchStatus, int]
+    oldest_pending_at: datetime | None
+    """When the oldest batch not yet exported (nor rejected) was discovered."""
+    discovered_since: int
+    """Batches discovered at or after the window's start."""
+    rejected_since: int
+    """Of those, how many are rejected now."""
+    newest_exported: dict[str, float]
+    """Per machine: the last data second (epoch s) of its exported batches."""
 
 
 @dataclass(frozen=True)

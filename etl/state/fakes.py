@@ -20,12 +20,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from etl.state.domain import (
+    PENDING_STATUSES,
     Batch,
     BatchEvent,
+    BatchHealth,
     BatchHistory,
     BatchStatus,
     Export,
@@ -196,6 +199,24 @@ class FakeBatchRepository(_FakeRepository, BatchTransitions):
         for batch in self._where(pipeline):
             counts[batch.status] = counts.get(batch.status, 0) + 1
         return counts
+
+    def health(self, pipeline: str, since: datetime) -> BatchHealth:
+        """Backlog, rejections since ``since`` and data freshness per machine."""
+        batches = self._where(pipeline)
+        pending = [b.discovered_at for b in batches if b.status in PENDING_STATUSES]
+        recent = [b for b in batches if b.discovered_at >= since]
+        newest: dict[str, float] = {}
+        for b in batches:
+            if b.status == BatchStatus.EXPORTED and b.last_timestamp is not None:
+                seen = newest.get(b.machine_uuid, b.last_timestamp)
+                newest[b.machine_uuid] = max(seen, b.last_timestamp)
+        return BatchHealth(
+            by_status=self.count_by_status(pipeline),
+            oldest_pending_at=min(pending, default=None),
+            discovered_since=len(recent),
+            rejected_since=sum(b.status == BatchStatus.REJECTED for b in recent),
+            newest_exported=newest,
+        )
 
     def record_file(
         self,

@@ -14,10 +14,12 @@ uow.commit()``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from etl.state.domain import (
     Batch,
+    BatchHealth,
     BatchHistory,
     BatchStatus,
     Export,
@@ -91,6 +93,10 @@ class BatchRepository(Protocol):
 
     def count_by_status(self, pipeline: str) -> dict[BatchStatus, int]:
         """How many batches are in each status (statuses with none are left out)."""
+        ...
+
+    def health(self, pipeline: str, since: datetime) -> BatchHealth:
+        """Backlog, rejections since ``since`` and data freshness per machine (for metrics)."""
         ...
 
     def record_file(

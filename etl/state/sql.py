@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import fields
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
@@ -19,8 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from etl.state.domain import (
+    PENDING_STATUSES,
     Batch,
     BatchEvent,
+    BatchHealth,
     BatchHistory,
     BatchSource,
     BatchStatus,
@@ -235,6 +238,30 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
             .group_by(BatchRow.status)
         )
         return {BatchStatus(status): count for status, count in self.session.execute(stmt)}
+
+    def health(self, pipeline: str, since: datetime) -> BatchHealth:
+        """Backlog, rejections since ``since`` and data freshness per machine (aggregates)."""
+        mine = BatchRow.pipeline == pipeline
+        pending = BatchRow.status.in_([s.value for s in PENDING_STATUSES])
+        oldest = self.session.scalar(select(func.min(BatchRow.discovered_at)).where(mine, pending))
+        recent = select(
+            func.count(),
+            func.count().filter(BatchRow.status == BatchStatus.REJECTED.value),
+        ).where(mine, BatchRow.discovered_at >= since)
+        discovered, rejected = self.session.execute(recent).one()
+        newest = (
+            select(BatchRow.machine_uuid, func.max(BatchRow.last_timestamp))
+            .where(mine, BatchRow.status == BatchStatus.EXPORTED.value)
+            .where(BatchRow.last_timestamp.is_not(None))
+            .group_by(BatchRow.machine_uuid)
+        )
+        return BatchHealth(
+            by_status=self.count_by_status(pipeline),
+            oldest_pending_at=oldest,
+            discovered_since=int(discovered),
+            rejected_since=int(rejected),
+            newest_exported={m: float(t) for m, t in self.session.execute(newest)},
+        )
 
     def record_file(
         self,

@@ -346,7 +346,7 @@ def infer_batches(
     finally:
         if cached is not None:
             cached.unpersist()
-    seconds_of = _rows_per_type(ctx, cuts_of, runs)
+    seconds_of, confidence_of = _rows_per_type(ctx, cuts_of, runs)
     with ctx.uow() as uow:
         for t, inference in runs.items():
             for batch in batches[t]:
@@ -363,6 +363,7 @@ def infer_batches(
                 "machines": len(cuts_of[t]),
                 "batches": len(batches[t]),
                 "seconds": seconds_of.get(t, 0),
+                "mean_confidence": confidence_of.get(t),
             }
             for t in sorted(runs)
         },
@@ -377,8 +378,12 @@ def infer_batches(
 
 def _rows_per_type(
     ctx: Context, cuts_of: dict[str, dict[str, int]], runs: dict[str, Any]
-) -> dict[str, int]:
-    """Seconds each type's inference run wrote (for its state store row)."""
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Seconds each type's inference run wrote, and their mean confidence.
+
+    The count goes to the inference run's row; the mean confidence is the
+    drift gauge of :mod:`etl.observe`.
+    """
     from pyspark.sql import functions as F
 
     ids = ", ".join(str(r.id) for r in runs.values())
@@ -390,10 +395,13 @@ def _rows_per_type(
         )
         .where(f"inference_run_id IN ({ids})")
         .groupBy("machine_type")
-        .agg(F.count(F.lit(1)).alias("n"))
+        .agg(F.count(F.lit(1)).alias("n"), F.avg("confidence").alias("confidence"))
         .collect()
     )
-    return {r["machine_type"]: int(r["n"]) for r in counts}
+    return (
+        {r["machine_type"]: int(r["n"]) for r in counts},
+        {r["machine_type"]: round(float(r["confidence"]), 4) for r in counts},
+    )
 
 
 def infer(ctx: Context) -> dict[str, Any]:

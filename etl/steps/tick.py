@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 
 
 class TickFailedError(RuntimeError):
-    """At least one step of a tick failed; the others ran."""
+    """At least one step of a tick failed; the others ran (``summary`` says how each went)."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def due_types(ctx: Context, now: datetime | None = None) -> set[str]:
@@ -106,7 +110,7 @@ def run_tick(ctx: Context) -> dict[str, Any]:
         uow.commit()
     if summary["failed"]:
         names = ", ".join(f"{k} ({v})" for k, v in summary["failed"].items())
-        raise TickFailedError(f"{len(summary['failed'])} step(s) failed: {names}")
+        raise TickFailedError(f"{len(summary['failed'])} step(s) failed: {names}", summary)
     return summary
 
 

@@ -319,6 +319,41 @@ class StateStoreContract:
             }
             assert uow.batches.count_by_status(f"{pipeline}x") == {}
 
+    def test_health_reports_backlog_rejections_and_freshness(
+        self, uow_factory: UowFactory, pipeline: str
+    ) -> None:
+        empty = None
+        with uow_factory() as uow:
+            empty = uow.batches.health(pipeline, datetime(2000, 1, 1, tzinfo=UTC))
+        a = register(uow_factory, *[new_batch(pipeline, MACHINE_A, T0 + 600 * i) for i in range(4)])
+        b = register(uow_factory, new_batch(pipeline, MACHINE_B, T0 + 300))
+        with uow_factory() as uow:
+            uow.batches.mark_rejected(a[3].id, "missing column acc_x")
+            for batch in (a[0], a[1], b[0]):
+                uow.batches.mark_preprocessed(batch.id, delta_version=1)
+                uow.batches.mark_status(batch.id, BatchStatus.INFERRED)
+            uow.batches.mark_status(a[0].id, BatchStatus.EXPORTED)
+            uow.batches.mark_status(a[1].id, BatchStatus.EXPORTED)
+            uow.commit()
+        with uow_factory() as uow:
+            health = uow.batches.health(pipeline, datetime(2000, 1, 1, tzinfo=UTC))
+            later = uow.batches.health(pipeline, datetime.now(UTC) + timedelta(hours=1))
+
+        assert empty.by_status == {} and empty.oldest_pending_at is None
+        assert empty.newest_exported == {}
+        assert health.by_status == {
+            BatchStatus.EXPORTED: 2,
+            BatchStatus.INFERRED: 1,
+            BatchStatus.DISCOVERED: 1,
+            BatchStatus.REJECTED: 1,
+        }
+        # the oldest batch still pending is a[2] (discovered with the first group)
+        assert health.oldest_pending_at == a[2].discovered_at
+        assert (health.discovered_since, health.rejected_since) == (5, 1)
+        assert (later.discovered_since, later.rejected_since) == (0, 0)
+        # freshness: only exported batches count, per machine, their last second
+        assert health.newest_exported == {MACHINE_A: T0 + 600 + BATCH_S}
+
     # ------------------------------------------------------------------ transitions
 
     def test_mark_preprocessed_records_the_outcome(
