@@ -14,7 +14,7 @@ export AWS_SECRET_ACCESS_KEY ?= etl-local-secret
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: setup stack-up stack-down test lint demo clean bench-preprocess bench-train bench-tick \
-	bench-export
+	bench-export image
 
 setup:
 	@bash scripts/setup.sh
@@ -54,3 +54,8 @@ bench-tick: stack-up
 # Rows/s of the export (read, adapt, check, JDBC load) into the stack's PostgreSQL.
 bench-export: stack-up
 	$(VENV)/bin/python bench/export.py --segments 200000 --cycles 20000 --machines 20
+
+# The Spark image for Kubernetes (needs a Docker engine; the tests check its context).
+IMAGE ?= fleet-etl:dev
+image:
+	docker build -t $(IMAGE) .
