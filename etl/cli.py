@@ -22,7 +22,7 @@ from typing import Any
 
 from etl import __version__
 from etl.bootstrap import Context, bootstrap
-from etl.config import ConfigError, load_config
+from etl.config import ACTIVITIES, ConfigError, load_config
 from etl.observe import configure_logging, emit_job_metrics
 
 log = logging.getLogger("etl")
@@ -148,6 +148,13 @@ def _cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_promote(ctx: Context, args: argparse.Namespace) -> int:
+    from etl.steps.promote import promote
+
+    _print_summary(promote(ctx, args.type, args.version, args.reason))
+    return EXIT_OK
+
+
 def _cmd_reprocess(ctx: Context, args: argparse.Namespace) -> int:
     pipeline = ctx.config.pipeline.name
     with ctx.uow() as uow:
@@ -259,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--from", dest="ts_from", type=_utc_time, help="data from (ISO, UTC)")
     reprocess.add_argument("--to", dest="ts_to", type=_utc_time, help="data before (ISO, UTC)")
     reprocess.set_defaults(handler=_cmd_reprocess)
+
+    promote = commands.add_parser(
+        "promote", help="make a model version the champion of its type (e.g. roll back)"
+    )
+    promote.add_argument("--type", required=True, choices=sorted(ACTIVITIES), help="machine type")
+    promote.add_argument("--version", required=True, type=int, help="our version number (vN)")
+    promote.add_argument("--reason", help="kept with the model in the state store")
+    promote.set_defaults(handler=_cmd_promote)
 
     simulate = commands.add_parser("simulate", help="write a simulated fleet's raw batches")
     simulate.add_argument("--machines", type=int, help="default: every configured asset")

@@ -60,7 +60,7 @@ from etl.io.objectstore import open_store
 from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
-from etl.steps.train import _mlflow
+from etl.steps.train import open_mlflow
 from etl.train.features import statevector_features
 from etl.train.model import Smoothing
 
@@ -102,7 +102,7 @@ def load_champion(ctx: Context, row: ModelVersion) -> Champion:
         tuple(float(s) for s in manifest["smoothing"]["stays"]),
         tuple(int(m) for m in manifest["smoothing"]["min_segments_s"]),
     )
-    mlflow = _mlflow(ctx)
+    mlflow = open_mlflow(ctx)
     model = mlflow.spark.load_model(f"models:/{row.registry_name}/{row.registry_version}")
     return Champion(row, model, smoothing)
 

@@ -110,7 +110,8 @@ def announced_days(ctx: Context, machines: list[str]) -> float:
     return total / DAY_S
 
 
-def _mlflow(ctx: Context) -> Any:
+def open_mlflow(ctx: Context) -> Any:
+    """The ``mlflow`` module pointed at the pipeline's tracking server and experiment."""
     import mlflow
 
     config = ctx.config.mlflow
@@ -294,7 +295,7 @@ def train_type(
     )
 
     name = registry_name(pipeline, machine_type)
-    mlflow = _mlflow(ctx)
+    mlflow = open_mlflow(ctx)
     champion_f1, champion_version = _champion_score(mlflow, name, test, machine_type, smoothing)
     promote = should_promote(metrics["macro_f1"], champion_f1)
     run_id, registered = log_run(

@@ -13,6 +13,7 @@ from etl.io.objectstore import open_store
 from etl.state.domain import ModelStatus
 from etl.steps.discover import discover
 from etl.steps.preprocess import preprocess
+from etl.steps.promote import promote
 from etl.steps.simulate import simulate
 from etl.steps.train import registry_name, train
 
@@ -86,4 +87,12 @@ def test_train_decides_registers_versions_and_promotes(
     assert models[1].url.endswith("/models/dumper/v1") and models[1].mlflow_run_id
     assert models[1].data_from < models[1].data_to
     assert client.get_model_version_by_alias(name, "champion").version == champion.version
+
+    # an operator promotes the challenger, then rolls back: both registries follow
+    registered = {1: champion.version, 2: second["registry"].split("/")[-1]}
+    for version in (2, 1):
+        promote(ctx, "dumper", version, reason="operator check")
+        assert client.get_model_version_by_alias(name, "champion").version == registered[version]
+        with ctx.uow() as uow:
+            assert uow.models.champion(config.pipeline.name, "dumper").version == version
     ctx.close()
