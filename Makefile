@@ -14,7 +14,7 @@ export AWS_SECRET_ACCESS_KEY ?= etl-local-secret
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: setup stack-up stack-down test lint demo clean bench-preprocess bench-train bench-tick \
-	bench-export image
+	bench-export image pipeline
 
 setup:
 	@bash scripts/setup.sh
@@ -59,3 +59,10 @@ bench-export: stack-up
 IMAGE ?= fleet-etl:dev
 image:
 	docker build -t $(IMAGE) .
+
+# Kubernetes manifests (deploy/k8s/) and the Kubeflow pipeline (deploy/pipeline.yaml), generated
+# from one config and checked in; the unit tests fail when they are stale.
+DEPLOY_CONFIG ?= conf/prod.example.yaml
+pipeline: setup
+	$(VENV)/bin/python -m etl.deploy manifests --config $(DEPLOY_CONFIG) --out deploy/k8s
+	$(VENV)/bin/python -m etl.deploy pipeline --config $(DEPLOY_CONFIG) --out deploy/pipeline.yaml

@@ -236,6 +236,98 @@ class StackConfig(_Section):
     mlflow_artifacts_url: str = "s3://etl-mlflow/artifacts"
 
 
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+"""A Kubernetes DNS label: namespaces, service accounts, and the prefix of our names."""
+_SPARK_MEMORY = r"^[1-9][0-9]*[kmgt]$"
+"""Spark's memory notation (``512m``, ``4g``), which the Spark operator passes on as is."""
+IRSA_CREDENTIALS_PROVIDER = (
+    "software.amazon.awssdk.auth.credentials.WebIdentityTokenFileCredentialsProvider"
+)
+"""S3A's provider for EKS IAM roles for service accounts (the token file the webhook mounts)."""
+
+
+class KubernetesPod(_Section):
+    """The size of one Spark pod (driver or executor)."""
+
+    cores: Annotated[int, Field(ge=1)] = 1
+    memory: Annotated[str, Field(pattern=_SPARK_MEMORY)] = "2g"
+
+
+class KubernetesJob(_Section):
+    """The pods of one job; a step's block in the file replaces its default block whole."""
+
+    driver: KubernetesPod = KubernetesPod()
+    executor: KubernetesPod = KubernetesPod()
+    executor_instances: Annotated[int, Field(ge=1)] = 1
+
+
+class KubernetesResources(_Section):
+    """Pod sizes per job: preprocess and train carry the load, ``run`` does all of it."""
+
+    discover: KubernetesJob = KubernetesJob()
+    preprocess: KubernetesJob = KubernetesJob(
+        driver=KubernetesPod(cores=1, memory="4g"),
+        executor=KubernetesPod(cores=2, memory="4g"),
+        executor_instances=2,
+    )
+    train: KubernetesJob = KubernetesJob(
+        driver=KubernetesPod(cores=2, memory="8g"),
+        executor=KubernetesPod(cores=2, memory="8g"),
+        executor_instances=3,
+    )
+    infer: KubernetesJob = KubernetesJob(
+        driver=KubernetesPod(cores=1, memory="4g"),
+        executor=KubernetesPod(cores=2, memory="4g"),
+        executor_instances=2,
+    )
+    export: KubernetesJob = KubernetesJob()
+    run: KubernetesJob = KubernetesJob(
+        driver=KubernetesPod(cores=2, memory="8g"),
+        executor=KubernetesPod(cores=2, memory="8g"),
+        executor_instances=3,
+    )
+
+
+class KubernetesConfig(_Section):
+    """How the jobs run on Kubernetes (Spark operator, Kubeflow Pipelines); etl.deploy.
+
+    Only ``python -m etl.deploy`` reads this section: it generates the manifests and the
+    pipeline from it, so that nothing is copied by hand. Secrets stay in Kubernetes
+    Secrets, named here and handed to the driver as environment variables, where the
+    ``${VAR}`` references of this file find them.
+    """
+
+    namespace: Annotated[str, Field(pattern=_K8S_NAME)] = "fleet-etl"
+    image: str
+    """The job image: Spark in /opt/spark, our jobs in /opt/fleet-etl/jobs, this wheel."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account: Annotated[str, Field(pattern=_K8S_NAME)] = "fleet-etl-spark"
+    """The drivers' and executors' account; it reaches S3 through its IAM role (IRSA)."""
+    iam_role_arn: str | None = None
+    """Annotated on the generated service account (``eks.amazonaws.com/role-arn``)."""
+    spark_version: str = "4.2.0"
+    config_map: Annotated[str, Field(pattern=_K8S_NAME)] | None = None
+    """The ConfigMap that carries this file; default ``fleet-etl-config-{pipeline.name}``."""
+    secrets: tuple[Annotated[str, Field(pattern=_K8S_NAME)], ...] = ()
+    """Secrets whose keys become the driver's environment (database and Kafka credentials)."""
+    schedule: str = "*/10 * * * *"
+    """Cron of the recurring tick (ScheduledSparkApplication and the Kubeflow recurring run)."""
+    scheduler: Literal["spark-operator", "kubeflow"] = "spark-operator"
+    """Which one ticks: the other's schedule is generated suspended (never both at once)."""
+    ttl_seconds: Annotated[int, Field(ge=0)] = 86_400
+    """How long a finished SparkApplication (and its driver's log) stays."""
+    spark_conf: dict[str, str] = {
+        "spark.hadoop.fs.s3a.aws.credentials.provider": IRSA_CREDENTIALS_PROVIDER
+    }
+    """Spark settings of the cluster runs, next to the image's spark-defaults.conf."""
+    resources: KubernetesResources = KubernetesResources()
+    pipeline_namespace: Annotated[str, Field(pattern=_K8S_NAME)] = "kubeflow"
+    pipeline_service_account: Annotated[str, Field(pattern=_K8S_NAME)] = "pipeline-runner"
+    """The Kubeflow Pipelines account whose steps create our SparkApplications."""
+    launcher_image: str = "python:3.11-slim"
+    """The image of the pipeline's steps (they only call the Kubernetes API)."""
+
+
 class Config(_Section):
     """The whole pipeline configuration."""
 
@@ -252,6 +344,8 @@ class Config(_Section):
     spark: SparkConfig = SparkConfig()
     stack: StackConfig = StackConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    kubernetes: KubernetesConfig | None = None
+    """Kubernetes deployment (etl.deploy); None where the jobs do not run there."""
 
     @field_validator("assets")
     @classmethod
