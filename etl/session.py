@@ -86,6 +86,21 @@ def session_conf(
     return conf
 
 
+def submitted_conf() -> dict[str, str]:
+    """The settings spark-submit started this driver's JVM with; empty outside spark-submit.
+
+    spark-submit starts the JVM first (with ``--master``, ``--jars``, ``--conf`` ...)
+    and then our Python, which finds it through ``PYSPARK_GATEWAY_PORT``. A builder
+    setting would override those, e.g. replace the jars the command line shipped.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return {}
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to that JVM: SparkConf() then reads it
+    return dict(SparkConf().getAll())
+
+
 def configure(
     builder: SparkSession.Builder,
     *,
@@ -96,12 +111,18 @@ def configure(
     """Add our settings to a builder and return it (callers may add more after).
 
     Also makes Python workers use this interpreter (without it pandas UDFs fail
-    with "No module named pyarrow") and keeps local Spark on loopback.
+    with "No module named pyarrow") and keeps local Spark on loopback. Under
+    spark-submit, what its command line set wins: the factory only fills in the
+    rest, and does not look for ``jars/`` when ``--jars`` shipped them.
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    submitted = submitted_conf()
+    if jars is None and "spark.jars" in submitted:
+        jars = []
     for key, value in session_conf(s3=s3, defaults=defaults, jars=jars).items():
-        builder = builder.config(key, value)
+        if key not in submitted:
+            builder = builder.config(key, value)
     return builder
 
 
