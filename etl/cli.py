@@ -30,6 +30,8 @@ log = logging.getLogger("etl")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 PIPELINE_STEPS = ("discover", "preprocess", "train", "infer", "export", "run")
+JOBS = (*PIPELINE_STEPS, "compact")
+"""Commands that end with the job metrics of etl.observe."""
 
 
 def _print_summary(summary: dict[str, object]) -> None:
@@ -118,6 +120,12 @@ def _cmd_export(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.export import export
 
     return export(ctx)
+
+
+def _cmd_compact(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from etl.steps.compact import compact
+
+    return compact(ctx, days=args.days)
 
 
 def _cmd_run(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
@@ -267,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--to", dest="ts_to", type=_utc_time, help="data before (ISO, UTC)")
     reprocess.set_defaults(handler=_cmd_reprocess)
 
+    compact = commands.add_parser(
+        "compact", help="compact the Delta tables' recent partitions and vacuum old files"
+    )
+    compact.add_argument("--days", type=int, help="days of partitions (maintenance.compact_days)")
+    compact.set_defaults(handler=_cmd_compact)
+
     promote = commands.add_parser(
         "promote", help="make a model version the champion of its type (e.g. roll back)"
     )
@@ -312,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_level, json_lines=True, context=context)
     ctx = bootstrap(config)
     try:
-        if args.command in PIPELINE_STEPS:
+        if args.command in JOBS:
             return _run_job(ctx, args)
         return int(args.handler(ctx, args))
     except Exception as exc:

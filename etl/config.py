@@ -20,7 +20,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 MachineType = Literal["dumper", "excavator", "wheel_loader"]
 
@@ -108,6 +115,40 @@ class KafkaConfig(_Section):
     topic: str = "raw-batches"
     group_id: str | None = None
     """Consumer group; defaults to ``etl-{pipeline.name}``."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Amazon MSK: ``SASL_SSL`` with SCRAM, or ``SSL`` (TLS, mutual with a client cert)."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    """Write ``${VAR}``: the loader takes it from the environment (a Kubernetes secret)."""
+    ssl_cafile: str | None = None
+    """CA bundle for TLS; None trusts the system's CAs (enough for MSK)."""
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> KafkaConfig:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"{self.security_protocol} needs sasl_mechanism, sasl_username and sasl_password"
+            )
+        return self
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection settings for kafka-python's consumers, producers and admin clients."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol.startswith("SASL"):
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.sasl_username,
+                "sasl_plain_password": self.sasl_password,
+            }
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        return options
 
 
 class CatalogConfig(_Section):
@@ -206,6 +247,17 @@ class SparkConfig(_Section):
     master: str | None = None
     """None lets spark-submit decide; ``local[2]`` for the local runs."""
     app_name: str = "fleet-etl"
+
+
+class MaintenanceConfig(_Section):
+    """Compaction and vacuum of the Delta tables (``etl compact``, run by the tick when due)."""
+
+    compact_every_h: Annotated[float, Field(gt=0)] = 24
+    compact_days: Annotated[int, Field(ge=1)] = 3
+    """How many recent days of partitions each compaction rewrites."""
+    vacuum_retention_h: Annotated[float, Field(ge=168)] = 720
+    """Files unused this long are deleted; time travel (to the Delta versions recorded for
+    models and batches) works this far back. Delta refuses less than a week."""
 
 
 class ObservabilityConfig(_Section):
@@ -344,6 +396,7 @@ class Config(_Section):
     spark: SparkConfig = SparkConfig()
     stack: StackConfig = StackConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     kubernetes: KubernetesConfig | None = None
     """Kubernetes deployment (etl.deploy); None where the jobs do not run there."""
 

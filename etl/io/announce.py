@@ -41,7 +41,7 @@ class KafkaAnnouncer:
 
         self.topic = kafka.topic
         self._producer = KafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
+            **kafka.client_options(),
             acks="all",
             linger_ms=20,
             retries=5,

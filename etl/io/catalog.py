@@ -114,7 +114,7 @@ class KafkaCatalog:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
                 self._kafka.topic,
-                bootstrap_servers=self._kafka.bootstrap_servers,
+                **self._kafka.client_options(),
                 group_id=self._group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
@@ -152,7 +152,7 @@ class KafkaCatalog:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
-            bootstrap_servers=self._kafka.bootstrap_servers,
+            **self._kafka.client_options(),
             enable_auto_commit=False,
             group_id=None,
         )

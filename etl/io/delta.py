@@ -8,10 +8,16 @@ skip a write that a killed-and-restarted job already committed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+
+def utc_day(seconds: float) -> str:
+    """The ``day`` partition value (ISO date, UTC) of an epoch second."""
+    return datetime.fromtimestamp(seconds, UTC).date().isoformat()
 
 
 def quote(value: str) -> str:
@@ -47,7 +53,6 @@ def replace_where(
 
     Returns:
         The table version after the write, and the rows it wrote.
-
 
     Every row of ``df`` must match ``predicate`` (Delta checks). The first write
     creates the table, partitioned by ``partition_by``.

@@ -34,7 +34,6 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -55,7 +54,7 @@ from etl.infer.schema import (
     segments_schema,
     table_url,
 )
-from etl.io.delta import latest_commit, quote, replace_where, table_exists
+from etl.io.delta import latest_commit, quote, replace_where, table_exists, utc_day
 from etl.io.objectstore import open_store
 from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
 from etl.steps import recorded_run
@@ -107,10 +106,6 @@ def load_champion(ctx: Context, row: ModelVersion) -> Champion:
     return Champion(row, model, smoothing)
 
 
-def _day(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).date().isoformat()
-
-
 def first_changed(batches: list[Batch]) -> dict[str, int]:
     """Per machine: the first second whose results may change with these batches."""
     first: dict[str, int] = {}
@@ -151,7 +146,7 @@ def _from_cut(cuts: dict[str, int], column: str, *, days: bool = False) -> str:
     """SQL filter of each machine's rows at or after its cut (with day pruning)."""
     clauses = []
     for machine, cut in sorted(cuts.items()):
-        day = f" AND day >= '{_day(cut)}'" if days else ""
+        day = f" AND day >= '{utc_day(cut)}'" if days else ""
         clauses.append(f"(machine_uuid = {quote(machine)}{day} AND `{column}` >= {cut})")
     return " OR ".join(clauses)
 

@@ -30,14 +30,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from etl.config import S3Config
-from etl.io.delta import quote, replace_where
+from etl.io.delta import quote, replace_where, utc_day
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
 from etl.preprocess.reduce import KIND_GPS, KIND_IMU, KIND_VERDICT, reduce_batch, verdict_from_json
@@ -80,10 +79,6 @@ class Checked:
 def statevectors_url(output_url: str) -> str:
     """The StateVectors table (shared/contracts/statevectors.md)."""
     return f"{output_url}/statevectors"
-
-
-def _day(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).date().isoformat()
 
 
 def merge_windows(
@@ -224,7 +219,8 @@ def _window_filter(windows: list[tuple[str, int, int]], margin_s: float, column:
     for machine, ts_from, ts_to in windows:
         low, high = ts_from - margin_s, ts_to + margin_s
         clauses.append(
-            f"(machine_uuid = {quote(machine)} AND day >= '{_day(low)}' AND day <= '{_day(high)}'"
+            f"(machine_uuid = {quote(machine)}"
+            f" AND day >= '{utc_day(low)}' AND day <= '{utc_day(high)}'"
             f" AND {column} >= {low} AND {column} < {high})"
         )
     return " OR ".join(clauses)

@@ -1,4 +1,4 @@
-"""``etl run``: one recurring tick (discover, preprocess, train when due, infer, export).
+"""``etl run``: one recurring tick (discover, preprocess, train, infer, export, compact).
 
 A tick is meant to run every 10 minutes and to catch up after downtime: each
 step works off its own queue in the state store (announcements not yet
@@ -13,7 +13,8 @@ new data from being preprocessed. The tick reports every step and fails (exit
 Training is *due* for a machine type when its champion is older than
 ``training.retrain_every_h``, or when it has no champion and was not judged
 in the last ``training.recheck_every_h`` hours (judging reads the catalog's
-whole history, which is too costly for every tick).
+whole history, which is too costly for every tick). Compaction of the Delta
+tables is due once every ``maintenance.compact_every_h`` (etl.steps.compact).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def _aware(moment: datetime) -> datetime:
 
 def run_tick(ctx: Context) -> dict[str, Any]:
     """Discover, preprocess, train when due, infer, export; each step's summary and time."""
+    from etl.steps.compact import compact, compact_due
     from etl.steps.discover import discover
     from etl.steps.export import export
     from etl.steps.infer import infer
@@ -103,6 +105,8 @@ def run_tick(ctx: Context) -> dict[str, Any]:
     step("train", lambda: train(ctx, only=due) if due else {"skipped": "no machine type due"})
     step("infer", lambda: infer(ctx))
     step("export", lambda: export(ctx))
+    if compact_due(ctx):
+        step("compact", lambda: compact(ctx))
     summary["seconds"] = round(time.monotonic() - started, 1)
     status = RunStatus.FAILED if summary["failed"] else RunStatus.SUCCEEDED
     with ctx.uow() as uow:

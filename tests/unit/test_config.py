@@ -151,3 +151,38 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="must be a YAML mapping"):
         load_config(scalar)
+
+
+def test_kafka_sasl_settings_reach_the_client_from_the_environment() -> None:
+    data = minimal() | {
+        "catalog": {
+            "kind": "kafka",
+            "kafka": {
+                "bootstrap_servers": "b-1.msk:9096,b-2.msk:9096",
+                "security_protocol": "SASL_SSL",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_username": "${KAFKA_USER}",
+                "sasl_password": "${KAFKA_PASSWORD}",
+            },
+        }
+    }
+    config = parse_config(data, {"KAFKA_USER": "etl", "KAFKA_PASSWORD": "s3cret"})
+    assert config.catalog.kafka.client_options() == {
+        "bootstrap_servers": "b-1.msk:9096,b-2.msk:9096",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "etl",
+        "sasl_plain_password": "s3cret",
+    }
+    # the local stack's plaintext broker gets nothing it would refuse
+    assert parse_config(minimal(), {}).catalog.kafka.client_options() == {
+        "bootstrap_servers": "127.0.0.1:9092",
+        "security_protocol": "PLAINTEXT",
+    }
+
+
+def test_kafka_sasl_without_credentials_is_named() -> None:
+    data = minimal() | {
+        "catalog": {"kind": "kafka", "kafka": {"security_protocol": "SASL_SSL"}},
+    }
+    assert "needs sasl_mechanism, sasl_username and sasl_password" in error_of(data)

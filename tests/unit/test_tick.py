@@ -12,6 +12,7 @@ from etl.bootstrap import Context, bootstrap
 from etl.config import parse_config
 from etl.state.domain import NewModel, RunStatus
 from etl.steps import tick
+from etl.steps.compact import compact_due
 from etl.steps.tick import TickFailedError, due_types, run_tick
 
 
@@ -79,6 +80,7 @@ def test_a_failing_step_is_reported_and_the_others_still_run(
 
         return step
 
+    import etl.steps.compact
     import etl.steps.discover
     import etl.steps.export
     import etl.steps.infer
@@ -90,11 +92,29 @@ def test_a_failing_step_is_reported_and_the_others_still_run(
     monkeypatch.setattr(etl.steps.train, "train", fake("train"))
     monkeypatch.setattr(etl.steps.infer, "infer", fake("infer"))
     monkeypatch.setattr(etl.steps.export, "export", fake("export"))
+    monkeypatch.setattr(etl.steps.compact, "compact", fake("compact"))
     monkeypatch.setattr(tick, "due_types", lambda ctx: {"dumper"})
     with pytest.raises(TickFailedError, match=r"1 step\(s\) failed: preprocess \(RuntimeError"):
         run_tick(ctx)
-    assert called == ["discover", "preprocess", "train", "infer", "export"]
+    # never compacted: compaction is due and runs last
+    assert called == ["discover", "preprocess", "train", "infer", "export", "compact"]
     with ctx.uow() as uow:
         last = uow.runs.for_pipeline("ticktest", "run")[-1]
     assert last.status is RunStatus.FAILED
     assert last.summary["failed"] == {"preprocess": "RuntimeError: preprocess broke"}
+
+
+def test_compaction_is_due_once_a_day(ctx: Context) -> None:
+    now = datetime.now(UTC)
+    assert compact_due(ctx, now)
+    with ctx.uow() as uow:
+        failed = uow.runs.start("ticktest", "compact")
+        uow.runs.finish(failed.id, RunStatus.FAILED, {})
+        uow.commit()
+    assert compact_due(ctx, now), "a failed compaction is retried"
+    with ctx.uow() as uow:
+        run = uow.runs.start("ticktest", "compact")
+        uow.runs.finish(run.id, RunStatus.SUCCEEDED, {})
+        uow.commit()
+    assert not compact_due(ctx, now + timedelta(hours=23))
+    assert compact_due(ctx, now + timedelta(hours=24, minutes=1))
