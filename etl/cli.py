@@ -81,7 +81,16 @@ def render_preprocess_summary(summary: dict) -> str:
 def _cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.train import train
 
-    summary = train(ctx)
+    if args.if_due:  # what a scheduled step runs: train only the types etl run would
+        from etl.steps.tick import due_types
+
+        due = due_types(ctx)
+        if not due:
+            print("train: no machine type due", file=sys.stderr)
+            return {"types": {}, "skipped": "no machine type due"}
+        summary = train(ctx, only=due)
+    else:
+        summary = train(ctx)
     for machine_type, outcome in summary["types"].items():
         line = (
             outcome.get("reason")
@@ -259,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name] = commands.add_parser(name, help=helps[name])
         parsers[name].set_defaults(handler=built[name])
     parsers["preprocess"].add_argument("--limit", type=int, help="at most this many files")
+    parsers["train"].add_argument(
+        "--if-due",
+        action="store_true",
+        help="only the types whose retraining is due (as etl run decides): for schedulers",
+    )
 
     status = commands.add_parser("status", help="the state store (batches, models, runs, exports)")
     status.add_argument("--json", action="store_true", help="as JSON (the contract's format)")

@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--host", required=True, help="the Kubeflow Pipelines API")
     schedule.add_argument("--experiment", required=True)
     schedule.add_argument("--package", default="deploy/pipeline.yaml")
-    schedule.add_argument("--train", action="store_true", help="every run trains too")
+    schedule.add_argument(
+        "--skip-train", action="store_true", help="runs skip the train step (it trains when due)"
+    )
     for command in (manifests, pipeline, schedule):
         command.add_argument("--config", required=True, help="pipeline YAML with kubernetes:")
     return parser
@@ -62,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from etl.deploy.pipeline import create_recurring_run
 
             run = create_recurring_run(
-                source.config, args.host, args.experiment, args.package, not args.train
+                source.config, args.host, args.experiment, args.package, args.skip_train
             )
             print(getattr(run, "recurring_run_id", run))
     except ConfigError as exc:

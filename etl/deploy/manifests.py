@@ -33,6 +33,9 @@ CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
 JOB_EXTRA_ARGS = ("--log-json",)
 """Global CLI options after ``--config``: one JSON log record per line for the cluster's
 log shipping (``etl --log-json``)."""
+JOB_OPTIONS = {"train": ("--if-due",)}
+"""Step options per job: a scheduled train step trains only the types that are due
+(``etl train --if-due``), the same decision as ``etl run``'s."""
 TICK = "tick"
 MAX_NAME = 54
 """Longest generated name: the pipeline appends ``-{8 characters}`` per run and label
@@ -179,7 +182,7 @@ def application_spec(config: Config, job: str) -> dict[str, Any]:
         "image": k8s.image,
         "imagePullPolicy": k8s.image_pull_policy,
         "mainApplicationFile": f"local://{JOBS_DIR}/{job}.py",
-        "arguments": ["--config", CONFIG_PATH, *JOB_EXTRA_ARGS],
+        "arguments": ["--config", CONFIG_PATH, *JOB_EXTRA_ARGS, *JOB_OPTIONS.get(job, ())],
         "sparkVersion": k8s.spark_version,
         "sparkConf": dict(sorted(k8s.spark_conf.items())),
         "restartPolicy": {"type": "Never"},

@@ -182,8 +182,8 @@ def pipeline_name(config: Config) -> str:
 def build_pipeline(config: Config) -> Any:
     """The pipeline function for ``config``; kfp compiles it (``compile_pipeline``).
 
-    Parameters of a run: ``skip_train`` (the tick every ten minutes skips it, a
-    nightly run trains: ``etl train`` trains whenever there is enough data),
+    Parameters of a run: ``skip_train`` (the train step runs ``etl train --if-due``,
+    which trains only the types whose retraining is due, so ticks keep it on),
     ``delete_on_success``, ``poll_seconds``, ``timeout_seconds`` (per step).
     Caching is off: every run must do its work.
     """
@@ -254,7 +254,7 @@ def kfp_cron(cron: str) -> str:
 
 
 def recurring_run_arguments(
-    config: Config, experiment_id: str, package_path: str, skip_train: bool = True
+    config: Config, experiment_id: str, package_path: str, skip_train: bool = False
 ) -> dict[str, Any]:
     """Arguments of ``kfp.Client.create_recurring_run`` for the tick of ``config``.
 
@@ -278,7 +278,7 @@ def recurring_run_arguments(
 
 
 def create_recurring_run(
-    config: Config, host: str, experiment: str, package_path: str, skip_train: bool = True
+    config: Config, host: str, experiment: str, package_path: str, skip_train: bool = False
 ) -> Any:
     """Register the recurring tick in Kubeflow Pipelines (needs a reachable KFP API)."""
     from kfp import Client

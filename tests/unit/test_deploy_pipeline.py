@@ -217,7 +217,7 @@ def test_the_recurring_run_never_overlaps_nor_catches_up(source: DeploySource) -
         "enabled": False,  # the example's scheduler is the Spark operator's
         "enable_caching": False,
         "pipeline_package_path": "deploy/pipeline.yaml",
-        "params": {"skip_train": True},
+        "params": {"skip_train": False},
     }
     import inspect
 
