@@ -186,7 +186,9 @@ def test_the_jobs_run_our_entry_points_with_the_mounted_config(source: DeploySou
         spec = bodies[f"jobs/sparkapplication-etl-prod-{job}.yaml"]["spec"]
         assert (ROOT / "jobs" / f"{job}.py").exists()
         assert spec["mainApplicationFile"] == f"local:///opt/fleet-etl/jobs/{job}.py"
-        assert spec["arguments"] == ["--config", CONFIG_PATH, "--log-json"]
+        # a scheduled train step trains only the types that are due (etl train --if-due)
+        options = ["--if-due"] if job == "train" else []
+        assert spec["arguments"] == ["--config", CONFIG_PATH, "--log-json", *options]
         assert (spec["type"], spec["mode"], spec["pythonVersion"]) == ("Python", "cluster", "3")
         assert spec["volumes"] == [
             {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}}
