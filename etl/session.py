@@ -80,10 +80,17 @@ def session_conf(
     conf = read_spark_defaults(defaults) if defaults.exists() else {}
     conf.update(DELTA_CONF)
     conf["spark.sql.session.timeZone"] = "UTC"
-    conf["spark.jars"] = ",".join(jars if jars is not None else pinned_jars())
+    jars = pinned_jars() if jars is None else jars
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
     conf["spark.pyspark.python"] = os.environ.get("PYSPARK_PYTHON", sys.executable)
     conf.update(s3a_conf(s3 or S3Config()))
     return conf
+
+
+JARS_ON_CLASSPATH = "ETL_JARS_ON_CLASSPATH"
+"""Set (to anything) where the pinned jars are on Spark's classpath already, as in the
+image (``$SPARK_HOME/jars``): the factory then adds no ``spark.jars``."""
 
 
 def submitted_conf() -> dict[str, str]:
@@ -113,13 +120,14 @@ def configure(
     Also makes Python workers use this interpreter (without it pandas UDFs fail
     with "No module named pyarrow") and keeps local Spark on loopback. Under
     spark-submit, what its command line set wins: the factory only fills in the
-    rest, and does not look for ``jars/`` when ``--jars`` shipped them.
+    rest, and does not look for ``jars/`` when ``--jars`` shipped them or when
+    :data:`JARS_ON_CLASSPATH` says the image has them.
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     submitted = submitted_conf()
-    if jars is None and "spark.jars" in submitted:
-        jars = []
+    if jars is None and ("spark.jars" in submitted or os.environ.get(JARS_ON_CLASSPATH)):
+        jars = []  # shipped by spark-submit, or in $SPARK_HOME/jars (the image)
     for key, value in session_conf(s3=s3, defaults=defaults, jars=jars).items():
         if key not in submitted:
             builder = builder.config(key, value)

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from etl.config import S3Config
-from etl.session import SparkSetupError, pinned_jars, read_spark_defaults, session_conf
+from etl.session import (
+    SparkSetupError,
+    configure,
+    pinned_jars,
+    read_spark_defaults,
+    session_conf,
+)
 
 
 def test_correctness_settings_win_over_defaults_file(tmp_path: Path) -> None:
@@ -66,3 +72,28 @@ def test_repository_jars_are_resolved() -> None:
     assert "hadoop-aws-3.5.0.jar" in names
     assert any(name.startswith("postgresql-42.") for name in names)
     assert any(name.startswith("bundle-2.") for name in names)
+
+
+class _Builder:
+    """Records what the factory sets (a SparkSession.Builder stand-in)."""
+
+    def __init__(self) -> None:
+        self.conf: dict[str, str] = {}
+
+    def config(self, key: str, value: str) -> _Builder:
+        self.conf[key] = value
+        return self
+
+
+def test_the_image_keeps_its_jars_on_the_classpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    monkeypatch.setenv("ETL_JARS_DIR", str(tmp_path / "nowhere"))  # no jars/ in the image
+    monkeypatch.setenv("ETL_JARS_ON_CLASSPATH", "1")
+    built = configure(_Builder()).conf  # type: ignore[arg-type]
+    assert "spark.jars" not in built
+    assert built["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    monkeypatch.delenv("ETL_JARS_ON_CLASSPATH")
+    with pytest.raises(SparkSetupError):
+        configure(_Builder())  # type: ignore[arg-type]
