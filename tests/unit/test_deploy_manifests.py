@@ -1,8 +1,14 @@
-"""Kubernetes manifests from the config: valid for the Spark operator's CRDs, current, pure."""
+"""Kubernetes manifests from the config: valid for the Spark operator's API, current, pure.
+
+The custom resources are validated against our schema of the operator's v1beta2 API
+(deploy/crds/), or against the operator's own CRD files when ETL_SPARK_OPERATOR_CRDS
+names a folder of them; the checks specific to our schema then skip.
+"""
 
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +18,15 @@ import yaml
 
 from etl.config import ConfigError, parse_config
 from etl.deploy.__main__ import main as deploy_main
-from etl.deploy.crd import crd_schema, load_crd, manifest_errors, strict_schema
+from etl.deploy.crd import (
+    CRDS_ENV,
+    SCHEMA_PATH,
+    KindSchema,
+    load_schema,
+    manifest_errors,
+    spark_operator_schemas,
+    strict_schema,
+)
 from etl.deploy.manifests import (
     CONFIG_PATH,
     GENERATED_MARK,
@@ -28,6 +42,9 @@ from etl.deploy.manifests import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PROD = "conf/prod.example.yaml"
+ours_only = pytest.mark.skipif(
+    bool(os.environ.get(CRDS_ENV)), reason=f"{CRDS_ENV} set: validating against the real CRDs"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,26 +53,35 @@ def source() -> DeploySource:
 
 
 @pytest.fixture(scope="module")
-def crds() -> dict[str, dict[str, Any]]:
-    loaded = [load_crd(path) for path in sorted((ROOT / "deploy" / "crds").glob("*.yaml"))]
-    return {crd["spec"]["names"]["kind"]: crd for crd in loaded}
+def crds() -> dict[str, KindSchema]:
+    return spark_operator_schemas()
 
 
 def _bodies(source: DeploySource) -> dict[str, dict[str, Any]]:
     return {manifest.path: manifest.body for manifest in all_manifests(source)}
 
 
-def test_crds_are_the_spark_operators(crds: dict[str, dict[str, Any]]) -> None:
-    assert set(crds) == {"SparkApplication", "ScheduledSparkApplication"}
-    for crd in crds.values():
-        assert crd["spec"]["group"] == "sparkoperator.k8s.io"
-        schema = strict_schema(crd_schema(crd, "v1beta2"))
-        assert "spec" in schema["properties"]
-        jsonschema.Draft7Validator.check_schema(schema)
+def test_the_schemas_are_the_spark_operators(crds: dict[str, KindSchema]) -> None:
+    assert {"SparkApplication", "ScheduledSparkApplication"} <= set(crds)  # newer: SparkConnect
+    for schema in crds.values():
+        assert schema.group == "sparkoperator.k8s.io"
+        assert "v1beta2" in schema.versions
+        jsonschema.Draft7Validator.check_schema(schema.versions["v1beta2"])
+    assert crds["SparkApplication"].name == "sparkapplications.sparkoperator.k8s.io"
+
+
+def test_our_schema_file_is_json_schema_and_in_the_repository() -> None:
+    assert SCHEMA_PATH == ROOT / "deploy" / "crds" / "sparkoperator-v1beta2.schema.yaml"
+    document = yaml.safe_load(SCHEMA_PATH.read_text())
+    jsonschema.Draft7Validator.check_schema(document)
+    driver = document["definitions"]["DriverSpec"]["properties"]
+    executor = document["definitions"]["ExecutorSpec"]["properties"]
+    assert {"cores", "memory", "envFrom", "volumeMounts"} <= set(driver) & set(executor)
+    assert "instances" in executor and "instances" not in driver
 
 
 def test_every_generated_custom_resource_validates(
-    source: DeploySource, crds: dict[str, dict[str, Any]]
+    source: DeploySource, crds: dict[str, KindSchema]
 ) -> None:
     validated = []
     for path, body in _bodies(source).items():
@@ -72,7 +98,7 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     *parents, leaf = path.split(".")
     node = broken
     for key in parents:
-        node = node[key]
+        node = node[int(key)] if key.isdigit() else node[key]
     node[leaf] = value
     return broken
 
@@ -89,12 +115,17 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("spec.restartPolicy.type", "Sometimes", "spec.restartPolicy.type: 'Sometimes'"),
         ("spec.arguments", "--config x", "spec.arguments: '--config x' is not of type 'array'"),
         ("spec.driver.memorry", "2g", "spec.driver: Additional properties are not allowed"),
+        ("spec.executor.instancess", 2, "spec.executor: Additional properties are not allowed"),
+        ("spec.mainAplicationFile", "x.py", "spec: Additional properties are not allowed"),
+        ("spec.driver.volumeMounts.0.readonly", True, "('readonly' was unexpected)"),
+        ("spec.restartPolicy.onFailureRetryInterval", 0, "is less than the minimum of 1"),
         ("spec.sparkConf.spark.executor.cores", 2, "is not of type 'string'"),
+        ("spec.driver.coreLimit", 2, "spec.driver.coreLimit: 2 is not of type 'string'"),
     ],
 )
 def test_a_broken_spark_application_is_rejected(
     source: DeploySource,
-    crds: dict[str, dict[str, Any]],
+    crds: dict[str, KindSchema],
     path: str,
     value: Any,
     expected: str,
@@ -110,7 +141,7 @@ def test_a_broken_spark_application_is_rejected(
 
 
 def test_a_missing_required_field_and_a_foreign_kind_are_rejected(
-    source: DeploySource, crds: dict[str, dict[str, Any]]
+    source: DeploySource, crds: dict[str, KindSchema]
 ) -> None:
     body = spark_application(source.config, "discover")
     del body["spec"]["sparkVersion"]
@@ -131,7 +162,7 @@ def test_a_missing_required_field_and_a_foreign_kind_are_rejected(
 
 
 def test_a_broken_scheduled_tick_is_rejected(
-    source: DeploySource, crds: dict[str, dict[str, Any]]
+    source: DeploySource, crds: dict[str, KindSchema]
 ) -> None:
     tick = scheduled_tick(source.config)
     errors = manifest_errors(
@@ -144,6 +175,93 @@ def test_a_broken_scheduled_tick_is_rejected(
         crds["ScheduledSparkApplication"], _broken(tick, "spec.template.driver.cores", 1.5)
     )
     assert errors == ["spec.template.driver.cores: 1.5 is not of type 'integer'"]
+    errors = manifest_errors(
+        crds["ScheduledSparkApplication"], _broken(tick, "spec.template.sparkConff", {})
+    )
+    assert errors == [
+        "spec.template: Additional properties are not allowed ('sparkConff' was unexpected)"
+    ]
+    del tick["spec"]["schedule"]
+    assert manifest_errors(crds["ScheduledSparkApplication"], tick) == [
+        "spec: 'schedule' is a required property"
+    ]
+
+
+@ours_only
+def test_our_schema_follows_the_v1beta2_api_reference(source: DeploySource) -> None:
+    schemas = load_schema()
+    app, scheduled = schemas["SparkApplication"], schemas["ScheduledSparkApplication"]
+    body = spark_application(source.config, "train")
+    spec = body["spec"]
+    del spec["mainApplicationFile"]
+    assert manifest_errors(app, body) == ["spec: 'mainApplicationFile' is a required property"]
+    spec["mainApplicationFile"] = "local:///opt/fleet-etl/jobs/train.py"
+    spec["imagePullPolicy"] = "IfNotPresnt"  # any string to the operator; Kubernetes refuses it
+    assert manifest_errors(app, body) == [
+        "spec.imagePullPolicy: 'IfNotPresnt' is not one of ['Always', 'IfNotPresent', 'Never']"
+    ]
+    spec["imagePullPolicy"] = "Always"
+    spec["driver"].update(coreLimit="1200m", javaOptions="-XX:+UseG1GC", tolerations=[])
+    spec["executor"].update(deleteOnTermination=False, nodeSelector={"pool": "spark"})
+    spec.update(
+        restartPolicy={"type": "OnFailure", "onFailureRetries": 2, "onFailureRetryInterval": 30},
+        dynamicAllocation={"enabled": True, "minExecutors": 1, "maxExecutors": 8},
+        batchSchedulerOptions={"resources": {"cpu": 4, "memory": "16Gi"}},
+        volumes=[*spec["volumes"], {"name": "scratch", "emptyDir": {"sizeLimit": "10Gi"}}],
+    )
+    assert manifest_errors(app, body) == []
+    tick = scheduled_tick(source.config)
+    tick["spec"]["timeZone"] = "Europe/Berlin"
+    assert manifest_errors(scheduled, tick) == []
+    tick["spec"]["template"]["driver"]["instances"] = 2  # the executors' field
+    assert manifest_errors(scheduled, tick) == [
+        "spec.template.driver: Additional properties are not allowed ('instances' was unexpected)"
+    ]
+
+
+def test_the_real_crds_replace_our_schema_when_named(
+    source: DeploySource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "sparkapplications.sparkoperator.k8s.io"},
+        "spec": {
+            "group": "sparkoperator.k8s.io",
+            "names": {"kind": "SparkApplication", "plural": "sparkapplications"},
+            "versions": [
+                {
+                    "name": "v1beta2",
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                    "properties": {"type": {"type": "string", "enum": ["Scala"]}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    (tmp_path / "sparkapplications.yaml").write_text(yaml.safe_dump(crd))
+    monkeypatch.setenv(CRDS_ENV, str(tmp_path))
+    schemas = spark_operator_schemas()
+    assert set(schemas) == {"SparkApplication"}
+    assert schemas["SparkApplication"].source == str(tmp_path / "sparkapplications.yaml")
+    body = spark_application(source.config, "run")
+    assert manifest_errors(schemas["SparkApplication"], body) == [
+        "<root>: Additional properties are not allowed ('apiVersion', 'kind', 'metadata' were "
+        "unexpected)",
+        "spec.type: 'Python' is not one of ['Scala']",
+    ]
+    assert manifest_errors(crd, body) == manifest_errors(schemas["SparkApplication"], body)
+    monkeypatch.setenv(CRDS_ENV, "")
+    assert set(spark_operator_schemas()) == {"SparkApplication", "ScheduledSparkApplication"}
 
 
 def test_int_or_string_and_nullable_follow_kubernetes() -> None:
