@@ -3,7 +3,8 @@
 Logs: ``--log-json`` (or ``observability.log_format: json``) writes one JSON
 object per line on stderr, with the pipeline and the job in every line, so
 that a log stack (CloudWatch, Loki, Elasticsearch) can filter and alert
-without parsing prose. Spark's own JVM log stays log4j's.
+without parsing prose. Spark's own JVM log stays log4j's. Under spark-submit
+the lines go to spark-submit's stderr too (see :func:`reclaim_stderr`).
 
 Metrics: every job (discover, preprocess, train, infer, export, run) ends by
 emitting one set of gauges, computed from its summary and from aggregates of
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import sys
 import urllib.parse
 import urllib.request
@@ -76,10 +79,52 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+def reclaim_stderr() -> None:
+    """Give a driver that spark-submit started its stderr back: spark-submit's stderr.
+
+    spark-submit runs the driver's Python with its stderr merged into its stdout,
+    both copied to the JVM's stdout (``PythonRunner``: ``redirectErrorStream``), so
+    the logs, the operator's lines and tracebacks would end up on spark-submit's
+    stdout, amid the job's JSON summary. That JVM is our parent and its stderr is
+    spark-submit's: reopened through ``/proc``, it becomes our fd 2 when that is
+    safe: a pipe or a terminal, or a file opened for appending (a file opened
+    otherwise would get its own offset, and the JVM would write over our lines).
+    Anywhere else nothing changes; once done, stderr is no longer merged, so
+    calling this again changes nothing either.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set only for the Python spark-submit starts
+        return
+    parent = f"/proc/{os.getppid()}"
+    try:
+        ours, out, theirs = os.fstat(2), os.fstat(1), os.stat(f"{parent}/fd/2")
+        with open(f"{parent}/fdinfo/2") as info:
+            flags = int(dict(line.split(":", 1) for line in info)["flags"], 8)
+    except (OSError, KeyError, ValueError):
+        return
+    merged = (ours.st_dev, ours.st_ino) == (out.st_dev, out.st_ino)
+    elsewhere = (ours.st_dev, ours.st_ino) != (theirs.st_dev, theirs.st_ino)
+    mode = theirs.st_mode
+    appending = stat.S_ISREG(mode) and bool(flags & os.O_APPEND)
+    safe = stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or appending
+    if not (merged and elsewhere and safe):
+        return
+    sys.stderr.flush()
+    try:
+        fd = os.open(f"{parent}/fd/2", os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def configure_logging(
     level: str, *, json_lines: bool, context: Mapping[str, str] | None = None
 ) -> None:
-    """The root logger's one stderr handler, text or JSON lines; chatty libraries quieter."""
+    """The root logger's one stderr handler, text or JSON lines; chatty libraries quieter.
+
+    Under spark-submit, stderr is first made spark-submit's again (:func:`reclaim_stderr`).
+    """
+    reclaim_stderr()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(context) if json_lines else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()

@@ -3,10 +3,13 @@
 Submitted like the jobs (``spark-submit ... tests/e2e/probe_job.py --config X --out Y``),
 it builds its session through ``etl.bootstrap`` as the jobs do, runs one task per
 partition on the executors and writes what each task saw as JSON: the file ``etl``
-was imported from, the task's working directory (the executor's folder in the
+was imported from (made absolute where the task runs: the test does not share its
+working directory), the task's working directory (the executor's folder in the
 worker's work dir, where spark-submit's ``--py-files`` and ``--jars`` land) and
 what is in it. The function below is pickled by value (it lives in ``__main__``),
 so the executors import ``etl`` only from what was shipped or installed there.
+The driver's ``etl`` is reported too: ``--py-files`` puts the zip first on the
+driver's path as well.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def executor_view(_: Iterator[int]) -> Iterator[dict[str, Any]]:
     import etl
 
     yield {
-        "etl_file": etl.__file__,
+        "etl_file": os.path.abspath(etl.__file__),
         "cwd": os.getcwd(),
         "files": sorted(os.listdir(".")),
         "pid": os.getpid(),

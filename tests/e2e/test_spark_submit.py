@@ -4,20 +4,21 @@ A master and two workers (1 core, 1 GB each) run on loopback from the pip pyspar
 One simulated fleet is preprocessed twice: by ``etl discover`` and ``etl preprocess``
 in local mode, and by ``spark-submit jobs/discover.py`` and ``jobs/preprocess.py``
 against the cluster, with our jars (``--jars``) and our package (built as a wheel,
-shipped as a zip) sent to the executors. The two runs must leave the same batches
-and the same StateVectors, the cluster's two executors must have run the
-preprocessing, and a probe job shows that their Python imported ``etl`` from the
-shipped zip, not from the venv.
+shipped as a zip with ``--py-files``) sent to the executors. The two runs must leave
+the same batches and the same StateVectors, the cluster's two executors must have
+run the preprocessing, and a probe job shows that the driver and the executors
+imported ``etl`` from the shipped zip, not from the venv. The submitted preprocess
+logs as the CLI does: JSON lines (``--log-json``) on stderr, its metrics record among
+them, and only its JSON summary on stdout.
 
 Training and inference are left out: on 2 cores they would take many minutes and
 ship nothing that preprocessing does not (same jars, same package, pandas UDFs).
 
-The package reaches the executors through ``--files`` and
-``spark.executorEnv.PYTHONPATH`` rather than ``--py-files``: spark-submit also puts
-``--py-files`` first on the *driver's* path, and the driver cannot run from a zip
-(Alembic reads the state store's migrations from a folder). A ``.whl`` in
-``--py-files`` would be shipped but never imported: PySpark only adds ``.zip``,
-``.egg`` and ``.jar`` files to the executors' ``sys.path``.
+spark-submit also puts ``--py-files`` first on the *driver's* path, so the driver
+runs from the zip too (``etl.state.migrate`` copies the migrations out of it for
+Alembic). The wheel ships renamed to ``.zip``: a ``.whl`` in ``--py-files`` would be
+shipped but never imported, PySpark only adds ``.zip``, ``.egg`` and ``.jar`` files
+to the Python path.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import pandas as pd
 import pytest
 import yaml
 
-import etl
 from etl.session import pinned_jars
 from tests.e2e.conftest import embedded_config
 from tests.e2e.standalone import LOOPBACK, StandaloneCluster, spark_home, standalone_cluster
@@ -67,27 +67,29 @@ BATCH_FIELDS = [
 
 
 def run(argv: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path) -> str:
-    """Run a command in its own process group, output to ``log``; its stdout if it exits 0.
+    """Run a command in its own process group, stderr to ``log``; its stdout if it exits 0.
 
-    The group is killed on timeout or interruption, so that a hung spark-submit does
-    not leave a driver JVM or its Python behind.
+    Both streams are pipes, as under a container runtime or a log collector. The
+    group is killed on timeout or interruption, so that a hung spark-submit does not
+    leave a driver JVM or its Python behind.
     """
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(timeout=STEP_TIMEOUT_S)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    err = b""
+    try:
+        out, err = proc.communicate(timeout=STEP_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+        log.write_bytes(err)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-15:]
         pytest.fail(f"{' '.join(argv[:4])} ... exited {proc.returncode}:\n" + "\n".join(tail))
@@ -147,10 +149,8 @@ def spark_submit_argv(cluster: StandaloneCluster, package: Path) -> list[str]:
         f"spark.pyspark.python={PYTHON}",
         "--jars",
         ",".join(pinned_jars()),
-        "--files",
+        "--py-files",
         str(package),
-        "--conf",
-        f"spark.executorEnv.PYTHONPATH={package.name}",
     ]
 
 
@@ -178,6 +178,15 @@ def statevectors(processed: Path, pipeline: str) -> pd.DataFrame:
     return frame.sort_values(["machine_uuid", "ts"], ignore_index=True)
 
 
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The lines of a log that are JSON objects (log4j's lines around them are not)."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    return records
+
+
 def batches(status: str) -> pd.DataFrame:
     """What ``etl status --json`` says happened to each file, sorted by key."""
     rows = json.loads(status)["batches"]
@@ -197,6 +206,9 @@ class Runs:
     cli_status: str
     submit_status: str
     preprocess_apps: list[dict[str, Any]]
+    preprocess_out: str
+    preprocess_err: str
+    discover_err: str
     probe: dict[str, Any]
 
 
@@ -238,14 +250,17 @@ def runs(cluster: StandaloneCluster, tmp_path_factory: pytest.TempPathFactory) -
     submit_env = dict(cluster.env, PYSPARK_PYTHON=str(PYTHON), PYSPARK_DRIVER_PYTHON=str(PYTHON))
     argv = spark_submit_argv(cluster, package)
 
-    def spark_submit(job: Path, *args: str) -> set[str]:
+    def spark_submit(job: Path, *args: str) -> tuple[set[str], str, str]:
+        """The job's new applications, its stdout and its stderr."""
         before = app_ids(cluster)
         log = logs / f"submit-{job.stem}.log"
-        run([*argv, str(job), *args], env=submit_env, cwd=root, log=log)
-        return app_ids(cluster) - before
+        out = run([*argv, str(job), *args], env=submit_env, cwd=root, log=log)
+        return app_ids(cluster) - before, out, log.read_text(errors="replace")
 
-    spark_submit(ROOT / "jobs" / "discover.py", "--config", str(submit))
-    preprocess_apps = spark_submit(ROOT / "jobs" / "preprocess.py", "--config", str(submit))
+    _, _, discover_err = spark_submit(ROOT / "jobs" / "discover.py", "--config", str(submit))
+    preprocess_apps, preprocess_out, preprocess_err = spark_submit(
+        ROOT / "jobs" / "preprocess.py", "--config", str(submit), "--log-json"
+    )
     probe_out = root / "probe.json"
     spark_submit(PROBE, "--config", str(submit), "--out", str(probe_out))
     return Runs(
@@ -255,6 +270,9 @@ def runs(cluster: StandaloneCluster, tmp_path_factory: pytest.TempPathFactory) -
         cli_status=etl(cli, "status", "--json"),
         submit_status=etl(submit, "status", "--json"),
         preprocess_apps=finished_apps(cluster, preprocess_apps),
+        preprocess_out=preprocess_out,
+        preprocess_err=preprocess_err,
+        discover_err=discover_err,
         probe=json.loads(probe_out.read_text()),
     )
 
@@ -293,8 +311,9 @@ def test_preprocessing_ran_on_both_executors_with_our_jars(runs: Runs) -> None:
 def test_executors_import_the_shipped_package(runs: Runs) -> None:
     probe = runs.probe
     assert probe["master"] == runs.cluster.url
-    # the driver runs the installed package, and kept the jars spark-submit gave it
-    assert probe["driver_etl_file"] == etl.__file__
+    # the driver runs the shipped zip too (first on its path), and kept the jars
+    # spark-submit gave it
+    assert Path(probe["driver_etl_file"]).is_relative_to(runs.package), probe
     submitted = probe["jars"].split(",")
     assert all(jar.startswith("file:") for jar in submitted), submitted  # not our plain paths
     assert {jar.rsplit("/", 1)[1] for jar in submitted} == {Path(j).name for j in pinned_jars()}
@@ -303,3 +322,20 @@ def test_executors_import_the_shipped_package(runs: Runs) -> None:
     for task in probe["executors"]:
         shipped = Path(task["cwd"]) / runs.package.name
         assert Path(task["etl_file"]).resolve().is_relative_to(shipped), task
+
+
+def test_the_submitted_jobs_log_to_stderr_as_under_the_cli(runs: Runs) -> None:
+    # stdout holds the job's JSON summary and nothing else, as under the CLI
+    summary = json.loads(runs.preprocess_out)
+    records = json_lines(runs.preprocess_err)
+    assert records, runs.preprocess_err[-2000:]
+    (metrics,) = [r for r in records if r.get("event") == "metrics"]
+    assert (metrics["pipeline"], metrics["command"]) == ("submit", "preprocess"), metrics
+    values = metrics["metrics"]
+    vectors = len(statevectors(runs.root / "submit" / "processed", "submit"))
+    assert values["etl_job_success|preprocess"] == 1
+    assert values["etl_rows_written|preprocess|statevectors"] == vectors > 0
+    assert summary["vectors_written"] == vectors
+    # without --log-json, the text lines of etl.observe.TEXT_FORMAT
+    assert " INFO etl.steps.discover: discover: {" in runs.discover_err
+    assert " INFO etl.metrics: metrics discover: " in runs.discover_err
