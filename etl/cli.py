@@ -134,7 +134,7 @@ def _cmd_export(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_compact(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from etl.steps.compact import compact
 
-    return compact(ctx, days=args.days)
+    return compact(ctx, days=args.days, full_vacuum=args.full_vacuum)
 
 
 def _cmd_run(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         "compact", help="compact the Delta tables' recent partitions and vacuum old files"
     )
     compact.add_argument("--days", type=int, help="days of partitions (maintenance.compact_days)")
+    compact.add_argument(
+        "--full-vacuum", action="store_true", help="list the folders (finds uncommitted files)"
+    )
     compact.set_defaults(handler=_cmd_compact)
 
     promote = commands.add_parser(
