@@ -480,11 +480,11 @@ def parse_config(data: Any, environ: dict[str, str] | None = None) -> Config:
         raise ConfigError(_one_line(exc)) from None
 
 
-def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
-    """Read, expand and validate a YAML configuration file.
+def read_yaml(path: str | Path) -> tuple[str, Any]:
+    """A config file's text and its parsed YAML (the deploy tooling needs the text too).
 
     Raises:
-        ConfigError: the file is missing, not YAML, or invalid; one line.
+        ConfigError: the file is missing or not YAML; one line.
 
     """
     file = Path(path)
@@ -493,9 +493,19 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return text, yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{file} is not valid YAML{where}") from None
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read, expand and validate a YAML configuration file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or invalid; one line.
+
+    """
+    _, data = read_yaml(path)
     return parse_config(data, environ)

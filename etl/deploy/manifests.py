@@ -20,7 +20,14 @@ from typing import Any
 
 import yaml
 
-from etl.config import Config, ConfigError, KubernetesConfig, KubernetesJob, parse_config
+from etl.config import (
+    Config,
+    ConfigError,
+    KubernetesConfig,
+    KubernetesJob,
+    parse_config,
+    read_yaml,
+)
 from etl.paths import REPO_ROOT
 
 SPARK_API_VERSION = "sparkoperator.k8s.io/v1beta2"
@@ -84,14 +91,7 @@ def load_source(path: str | Path) -> DeploySource:
 
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"{file} is not valid YAML") from None
+    text, data = read_yaml(file)
     config = parse_config(data, kept_references(text))
     if config.kubernetes is None:
         raise ConfigError("kubernetes: required key is missing (etl.deploy needs it)")
