@@ -26,12 +26,12 @@ stack-down:
 	$(ETL) --config $(CONFIG) stack down
 
 lint: setup
-	$(VENV)/bin/ruff check etl jobs tests bench
+	$(VENV)/bin/ruff check etl jobs tests bench scripts
 	$(VENV)/bin/ruff format --check etl jobs tests
 
 test: setup
 	$(ETL) --config conf/demo.yaml stack up
-	$(VENV)/bin/ruff check etl jobs tests bench
+	$(VENV)/bin/ruff check etl jobs tests bench scripts
 	$(VENV)/bin/python -m pytest -q
 
 demo: setup
