@@ -318,6 +318,10 @@ def labels_per_second(labels: DataFrame) -> DataFrame:
             F.explode(F.sequence("_first", "_last")).alias("ts"),
             "activity",
         )
+        # Spark sizes this by the few label files and would broadcast it to every join,
+        # but the explode makes one row per second: 1.2 GB for 14 days of 5 dumpers,
+        # an OutOfMemoryError on a 3 GB driver. A sort-merge join spills instead.
+        .hint("merge")
     )
 
 

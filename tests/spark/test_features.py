@@ -266,6 +266,10 @@ def test_join_drops_unlabelled_seconds(spark: SparkSession) -> None:
     assert got == [(A, t, "loading") for t in range(3, 8)] + [(B, 16, "dump"), (B, 17, "dump")]
     assert set(out.columns) == {"machine_uuid", "ts", "activity", *FEATURE_COLUMNS}
     assert not math.isnan(out.first()["speed_mean_5"])
+    # the exploded labels are never broadcast (Spark sizes them by the label files, tiny
+    # here as in production, and 14 days of a fleet broadcast ran a 3 GB driver out of memory)
+    plan = out._jdf.queryExecution().executedPlan().toString()
+    assert "BroadcastHashJoin" not in plan and "SortMergeJoin" in plan
 
 
 def test_rotation_is_seen_standing_and_heading_rate_is_not(spark: SparkSession) -> None:
