@@ -156,7 +156,7 @@ def _cmd_report(ctx: Context, args: argparse.Namespace) -> int:
         config.results.url,
         config.results.db_schema,
         config.pipeline.name,
-        read_status(ctx.state_engine),
+        read_status(ctx.state_engine, config.pipeline.name),
         [(a.uuid, a.type) for a in config.assets],
     )
     path = write_report(data, Path(args.out or f"reports/{config.pipeline.name}"))
@@ -196,7 +196,7 @@ def _utc_time(text: str) -> datetime:
 def _cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     from etl.state.status import read_status
 
-    status = read_status(ctx.state_engine)
+    status = read_status(ctx.state_engine, ctx.config.pipeline.name)
     if args.json:
         json.dump(status, sys.stdout, indent=None, default=str)
         sys.stdout.write("\n")

@@ -7,7 +7,7 @@ works the same whether the caller holds a state store, a JSON file or a fake.
 
 Example::
 
-    state = read_status(ctx.state_engine)
+    state = read_status(ctx.state_engine, ctx.config.pipeline.name)
     assets = [(a.uuid, a.type) for a in config.assets]
     page = build_report(url, "mining_insights", "demo", state, Path("reports/demo"),
                         assets=assets)

@@ -30,8 +30,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def read_status(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """Every row of the tracked tables, oldest first, as JSON-ready dicts."""
+def read_status(engine: Engine, pipeline: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the tracked tables, oldest first, as JSON-ready dicts.
+
+    With ``pipeline``, only that pipeline's rows: one state store may serve several
+    pipelines (sites, environments), and each one's status is its own.
+    """
     existing = set(inspect(engine).get_table_names())
     metadata = MetaData()
     status: dict[str, list[dict[str, Any]]] = {}
@@ -43,6 +47,9 @@ def read_status(engine: Engine) -> dict[str, list[dict[str, Any]]]:
             metadata.reflect(conn, only=[table_name])
             table = metadata.tables[table_name]
             order = list(table.primary_key.columns) or list(table.columns)[:1]
-            rows = conn.execute(select(table).order_by(*order)).mappings()
+            query = select(table).order_by(*order)
+            if pipeline is not None and "pipeline" in table.c:
+                query = query.where(table.c.pipeline == pipeline)
+            rows = conn.execute(query).mappings()
             status[key] = [{k: _jsonable(v) for k, v in row.items()} for row in rows]
     return status

@@ -93,3 +93,16 @@ def test_status_reflection_reads_the_tables(state: tuple[Engine, UowFactory]) ->
     )
     assert row["warnings"] == ["w"]
     assert (status["models"], status["inference_runs"], status["exports"]) == ([], [], [])
+
+
+def test_status_of_one_pipeline_leaves_the_others_out(state: tuple[Engine, UowFactory]) -> None:
+    """One state store may serve several pipelines; `etl status` reports its own."""
+    engine, factory = state
+    register(
+        factory,
+        NewBatch("p1", MACHINE_A, f"{MACHINE_A}/1.parquet", "file:///raw", BatchSource.LISTING),
+        NewBatch("p2", MACHINE_A, f"{MACHINE_A}/2.parquet", "file:///raw", BatchSource.LISTING),
+    )
+    assert [b["key"] for b in read_status(engine, "p1")["batches"]] == [f"{MACHINE_A}/1.parquet"]
+    assert [b["key"] for b in read_status(engine, "p2")["batches"]] == [f"{MACHINE_A}/2.parquet"]
+    assert len(read_status(engine)["batches"]) == 2
