@@ -9,9 +9,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from etl.bootstrap import bootstrap
-from etl.config import parse_config
+from etl.config import load_config
 from etl.io.delta import replace_where, utc_day
 from etl.steps.compact import compact, delta_tables
+from tests.unit.test_cli import write_config
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 DAY_S = 86_400
@@ -33,20 +34,8 @@ def _files_per_day(spark: SparkSession, url: str) -> dict[str, int]:
 def test_compact_rewrites_recent_partitions_only_and_keeps_every_row(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    config = parse_config(
-        {
-            "pipeline": {"name": "compacttest"},
-            "assets": [{"uuid": "0b6f1c4e-0000-4000-8000-000000000001", "type": "dumper"}],
-            "storage": {
-                "raw_url": f"file://{tmp_path}/raw",
-                "processed_url": f"file://{tmp_path}/processed",
-            },
-            "catalog": {"kind": "listing"},
-            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
-            "maintenance": {"compact_days": 3},
-        },
-        {},
-    )
+    path = write_config(tmp_path, pipeline={"name": "compacttest"}, maintenance={"compact_days": 3})
+    config = load_config(path)
     ctx = bootstrap(config)
     url = delta_tables(config.output_url)["statevectors"]
     recent, old = NOW.timestamp() - DAY_S, NOW.timestamp() - 6 * DAY_S
