@@ -44,7 +44,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     config = load_config(ROOT / "conf" / "demo.yaml")
     warehouse = tmp_path_factory.mktemp("warehouse")
     builder = (
-        configure(SparkSession.builder.master("local[2]"), s3=config.storage.s3)
+        configure(SparkSession.builder.master("local[2]"), s3=config.storage.s3, local=True)
         .appName("etl-tests")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")

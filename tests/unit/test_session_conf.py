@@ -29,6 +29,12 @@ def test_correctness_settings_win_over_defaults_file(tmp_path: Path) -> None:
     assert "spark.jars.packages" not in conf
 
 
+def test_local_master_puts_jars_on_the_class_path() -> None:
+    conf = session_conf(defaults=Path("/nonexistent"), jars=["/j/a.jar", "/j/b.jar"], local=True)
+    assert conf["spark.driver.extraClassPath"] == "/j/a.jar:/j/b.jar"
+    assert "spark.jars" not in conf
+
+
 def test_s3a_endpoint_settings() -> None:
     conf = session_conf(
         s3=S3Config(endpoint_url="http://127.0.0.1:9000", region="eu-west-1"),
