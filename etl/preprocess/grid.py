@@ -63,6 +63,20 @@ def imu_second_stats(imu: pd.DataFrame) -> pd.DataFrame:
         the columns of :data:`etl.preprocess.schema.IMU_SECONDS_COLUMNS`.
     """
     values = imu.loc[:, list(IMU_RAW_COLUMNS)].to_numpy(dtype=np.float64, na_value=np.nan)
+    stats = imu_second_arrays(values)
+    if not len(stats["ts"]):
+        return pd.DataFrame(
+            {c: pd.Series(dtype=IMU_SECONDS_DTYPES[c]) for c in IMU_SECONDS_COLUMNS}
+        )
+    return pd.DataFrame(stats, columns=list(IMU_SECONDS_COLUMNS))
+
+
+def imu_second_arrays(values: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`imu_second_stats` on a ``(rows, 4)`` array of time and the three axes.
+
+    Numpy in, numpy out: the validation tasks call it once per raw file, where
+    building pandas objects would cost more than the arithmetic.
+    """
     values = values[np.isfinite(values).all(axis=1)]
     # A fixed row order makes the sums, hence the last bits, independent of arrival.
     # Strictly increasing times (a validated file) are that order already, without repeats.
@@ -72,9 +86,11 @@ def imu_second_stats(imu: pd.DataFrame) -> pd.DataFrame:
         distinct[1:] = np.any(values[1:] != values[:-1], axis=1)
         values = values[distinct]
     if not len(values):
-        return pd.DataFrame(
-            {c: pd.Series(dtype=IMU_SECONDS_DTYPES[c]) for c in IMU_SECONDS_COLUMNS}
-        )
+        empty = np.empty(0, dtype=np.float64)
+        return {
+            c: empty.astype(np.int64) if IMU_SECONDS_DTYPES[c] == "int64" else empty
+            for c in IMU_SECONDS_COLUMNS
+        }
     # Sorted by time, each second's rows are contiguous: numpy segment sums (a
     # pandas groupby costs ~10 ms of fixed overhead per 10-minute file).
     seconds = second_of(values[:, 0])
@@ -89,7 +105,7 @@ def imu_second_stats(imu: pd.DataFrame) -> pd.DataFrame:
     stats.update(zip(IMU_STD_COLUMNS, stds.T, strict=True))
     stats["t_first"] = values[starts, 0]
     stats["t_last"] = values[starts + counts - 1, 0]
-    return pd.DataFrame(stats, columns=list(IMU_SECONDS_COLUMNS))
+    return stats
 
 
 def covered_seconds(events: np.ndarray, max_gap_s: float) -> np.ndarray:

@@ -23,13 +23,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from etl.preprocess.grid import imu_second_stats
-from etl.preprocess.schema import GPS_COLUMNS, IMU_SECONDS_COLUMNS, REDUCED_DTYPES
+from etl.preprocess.grid import imu_second_arrays
+from etl.preprocess.schema import (
+    GPS_COLUMNS,
+    GPS_INPUT_COLUMNS,
+    IMU_AXES,
+    IMU_SECONDS_COLUMNS,
+    REDUCED_DTYPES,
+)
 from etl.preprocess.validate import Verdict
 
 KIND_VERDICT = "verdict"
 KIND_GPS = "gps"
 KIND_IMU = "imu"
+
+_SAMPLE_ORDER = (*GPS_INPUT_COLUMNS, *IMU_AXES)
+"""Column order of the samples array: time, the GPS channels, the three axes."""
+_FIX_TEST = [_SAMPLE_ORDER.index(c) for c in ("latitude", "longitude", "speed")]
+_IMU_SLICE = [0, *(_SAMPLE_ORDER.index(axis) for axis in IMU_AXES)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -73,6 +84,55 @@ def gps_rows(samples: pd.DataFrame) -> pd.DataFrame:
     return samples.loc[has_fix, ["timestamp", *GPS_COLUMNS]]
 
 
+def reduce_columns(batch_id: int, machine_uuid: str, verdict: Verdict) -> dict[str, np.ndarray]:
+    """:func:`reduce_batch` as numpy columns (one dict per file, no pandas objects).
+
+    A validation task reduces about a hundred files: assembling each file's rows
+    in numpy and building one frame per task (:func:`reduced_frame`) costs about
+    a millisecond per file, against ~6 ms for a pandas frame per file.
+    """
+    parts: list[tuple[str, dict[str, np.ndarray], int]] = [
+        (KIND_VERDICT, {"verdict": np.array([verdict_to_json(verdict)], dtype=object)}, 1)
+    ]
+    if verdict.accepted and verdict.samples is not None:
+        samples = verdict.samples
+        values = samples.loc[:, list(_SAMPLE_ORDER)].to_numpy(dtype=np.float64, na_value=np.nan)
+        fix = ~np.isnan(values[:, _FIX_TEST]).all(axis=1)
+        fixes = values[fix][:, : 1 + len(GPS_COLUMNS)]
+        parts.append((KIND_GPS, dict(zip(GPS_INPUT_COLUMNS, fixes.T, strict=True)), len(fixes)))
+        seconds = imu_second_arrays(values[:, _IMU_SLICE])
+        parts.append((KIND_IMU, seconds, len(seconds["ts"])))
+    total = sum(size for _, _, size in parts)
+    columns: dict[str, np.ndarray] = {
+        "batch_id": np.full(total, batch_id, dtype=np.int64),
+        "machine_uuid": np.full(total, machine_uuid, dtype=object),
+        "kind": np.concatenate([np.full(size, kind, dtype=object) for kind, _, size in parts]),
+    }
+    for name, dtype in list(REDUCED_DTYPES.items())[3:]:
+        blank = None if dtype == "object" else np.nan
+        columns[name] = np.concatenate(
+            [
+                values[name].astype(object if blank is None else np.float64)
+                if name in values
+                else np.full(size, blank, dtype=object if blank is None else np.float64)
+                for _, values, size in parts
+            ]
+        )
+    return columns
+
+
+def reduced_frame(files: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One frame of the reduced rows of several files (:data:`REDUCED_DTYPES`)."""
+    columns: dict[str, Any] = {}
+    for name, dtype in REDUCED_DTYPES.items():
+        if not files:
+            columns[name] = pd.Series(dtype=dtype)
+            continue
+        joined = np.concatenate([file[name] for file in files])
+        columns[name] = pd.array(joined, dtype="Int64") if dtype == "Int64" else joined
+    return pd.DataFrame(columns)
+
+
 def reduce_batch(batch_id: int, machine_uuid: str, verdict: Verdict) -> pd.DataFrame:
     """The verdict row, and for an accepted file its fixes and per-second IMU partials.
 
@@ -85,33 +145,7 @@ def reduce_batch(batch_id: int, machine_uuid: str, verdict: Verdict) -> pd.DataF
         Rows with the columns of :data:`etl.preprocess.schema.REDUCED_DTYPES`;
         ``kind`` says which columns are set.
     """
-    parts: list[tuple[str, dict[str, Any], int]] = [
-        (KIND_VERDICT, {"verdict": np.array([verdict_to_json(verdict)], dtype=object)}, 1)
-    ]
-    if verdict.accepted and verdict.samples is not None:
-        fixes = gps_rows(verdict.samples)
-        seconds = imu_second_stats(verdict.samples)
-        parts.append((KIND_GPS, {c: fixes[c].to_numpy() for c in fixes.columns}, len(fixes)))
-        parts.append((KIND_IMU, {c: seconds[c].to_numpy() for c in seconds.columns}, len(seconds)))
-    # columns assembled in numpy: pandas concat/reindex cost more than the data here
-    total = sum(size for _, _, size in parts)
-    columns: dict[str, Any] = {
-        "batch_id": np.full(total, batch_id, dtype=np.int64),
-        "machine_uuid": np.full(total, machine_uuid, dtype=object),
-        "kind": np.concatenate([np.full(size, kind, dtype=object) for kind, _, size in parts]),
-    }
-    for name, dtype in list(REDUCED_DTYPES.items())[3:]:
-        blank = None if dtype == "object" else np.nan
-        joined = np.concatenate(
-            [
-                values[name]
-                if name in values
-                else np.full(size, blank, dtype=object if blank is None else float)
-                for _, values, size in parts
-            ]
-        )
-        columns[name] = pd.array(joined, dtype="Int64") if dtype == "Int64" else joined
-    return pd.DataFrame(columns)
+    return reduced_frame([reduce_columns(batch_id, machine_uuid, verdict)])
 
 
 def imu_partials(frame: pd.DataFrame) -> pd.DataFrame:

@@ -39,8 +39,15 @@ from etl.config import S3Config
 from etl.io.delta import quote, replace_where, utc_day
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
-from etl.preprocess.reduce import KIND_GPS, KIND_IMU, KIND_VERDICT, reduce_batch, verdict_from_json
-from etl.preprocess.schema import GPS_COLUMNS, IMU_SECONDS_COLUMNS, REDUCED_DTYPES, reduced_struct
+from etl.preprocess.reduce import (
+    KIND_GPS,
+    KIND_IMU,
+    KIND_VERDICT,
+    reduce_columns,
+    reduced_frame,
+    verdict_from_json,
+)
+from etl.preprocess.schema import GPS_COLUMNS, IMU_SECONDS_COLUMNS, reduced_struct
 from etl.preprocess.spark import (
     clean_samples,
     combine_imu_seconds,
@@ -153,12 +160,8 @@ def file_reducer(
                     verdict = validate_batch(
                         data, key=key, machine_uuid=machine_uuid, limits=limits, now_s=now_s
                     )
-                out.append(reduce_batch(int(batch_id), machine_uuid, verdict))
-            yield (
-                pd.concat(out, ignore_index=True)
-                if out
-                else pd.DataFrame({c: pd.Series(dtype=t) for c, t in REDUCED_DTYPES.items()})
-            )
+                out.append(reduce_columns(int(batch_id), machine_uuid, verdict))
+            yield reduced_frame(out)
 
     return validate_and_reduce
 
@@ -304,7 +307,7 @@ def read_samples(ctx: Context, sources: list[Batch], limits: ValidationLimits) -
 
 def window_inputs(
     ctx: Context,
-    fresh: tuple[DataFrame, list[Batch]],
+    fresh: tuple[DataFrame, list[Batch], list[Batch]],
     old: tuple[DataFrame | None, list[Batch]],
     repeated: set[int],
 ) -> tuple[DataFrame, DataFrame]:
@@ -312,8 +315,8 @@ def window_inputs(
 
     Args:
         ctx: the pipeline context.
-        fresh: the chunk's reduced rows (cached) and its accepted, non-duplicate files
-            (with their validated ranges).
+        fresh: the chunk's reduced rows (cached), its accepted, non-duplicate files
+            (with their validated ranges) and all its files.
         old: the reduced rows of the neighbours that do not overlap another file
             (:func:`reduce_neighbours`, None if there are none) and every neighbour.
         repeated: files whose samples may repeat in another file
@@ -322,10 +325,16 @@ def window_inputs(
     from pyspark.sql import functions as F
 
     parts: list[DataFrame] = []
-    fresh_rows, fresh_batches = fresh
-    fresh_ids = [b.id for b in fresh_batches if b.id not in repeated]
+    fresh_rows, fresh_batches, chunk = fresh
+    fresh_ids = {b.id for b in fresh_batches if b.id not in repeated}
     if fresh_ids:
-        parts.append(fresh_rows.where(F.col("batch_id").isin(fresh_ids)))
+        # name the few files left out (duplicates, overlapping, rejected ones: the
+        # latter have a verdict row only), not the many kept: a literal costs a
+        # py4j call, ~0.7 ms each, a second per thousand files
+        left_out = sorted(b.id for b in chunk if b.id not in fresh_ids)
+        parts.append(
+            fresh_rows.where(~F.col("batch_id").isin(left_out)) if left_out else fresh_rows
+        )
     old_rows, old_batches = old
     if old_rows is not None:
         parts.append(old_rows)
@@ -524,7 +533,7 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
             if old_rows is not None:
                 cached.append(old_rows)
             fixes, imu_seconds = window_inputs(
-                ctx, (reduced, fresh), (old_rows, neighbours), repeated
+                ctx, (reduced, fresh, batches), (old_rows, neighbours), repeated
             )
             vectors = recompute_statevectors(
                 fixes, imu_seconds, slice_windows(windows), max_gap_s=max_gap_s, params=params

@@ -15,6 +15,8 @@ from etl.preprocess.reduce import (
     KIND_VERDICT,
     imu_partials,
     reduce_batch,
+    reduce_columns,
+    reduced_frame,
     verdict_from_json,
 )
 from etl.preprocess.schema import IMU_SECONDS_COLUMNS, reduced_struct
@@ -52,6 +54,22 @@ def test_reduced_rows_carry_the_verdict_fixes_and_imu_partials() -> None:
     back = verdict_from_json(frame.loc[frame["kind"] == KIND_VERDICT, "verdict"].iloc[0])
     assert back.accepted and back.quality == verdict.quality and back.warnings == verdict.warnings
     assert set(frame["batch_id"]) == {batch_id} and set(frame["machine_uuid"]) == {UUID}
+
+
+def test_one_frame_per_task_equals_one_frame_per_file() -> None:
+    """The validation task builds one frame from many files' numpy columns."""
+    samples = raw_samples(seconds=120, gap=(200, 210))
+    files = [*_files(samples, T0 + 60.3)]
+    files.append((3, validate_batch(b"not parquet", key=f"{UUID}/1.parquet", machine_uuid=UUID)))
+    per_file = pd.concat(
+        [reduce_batch(batch_id, UUID, verdict) for batch_id, verdict in files], ignore_index=True
+    )
+    per_task = reduced_frame([reduce_columns(batch_id, UUID, v) for batch_id, v in files])
+    pd.testing.assert_frame_equal(per_task, per_file)
+    assert per_task["ts"].dtype == "Int64" and per_task["ts"].isna().sum() == len(files) + sum(
+        v.quality.get("gps_rows", 0) for _, v in files
+    )
+    assert reduced_frame([]).columns.tolist() == per_task.columns.tolist()
 
 
 def test_a_rejected_file_reduces_to_its_verdict_alone() -> None:
