@@ -7,11 +7,11 @@ population std, first and last time). That is about a tenth of the rows the
 raw file holds, so the 10 Hz samples never travel between Python and the JVM
 and each file is decoded once.
 
-A second can straddle two files; Spark combines the partials of one machine
-and second exactly (:func:`etl.preprocess.spark.combine_imu_seconds`). Partials
-must not count one sample twice, so files whose samples may repeat in another
-file (overlapping time ranges) are not reduced but read raw and de-duplicated
-by Spark.
+A second can straddle two files; the StateVector step pools the partials of
+one machine and second exactly (:func:`pool_imu_partials`). Partials must not
+count one sample twice, so files whose samples may repeat in another file
+(overlapping time ranges) are not reduced but read raw and de-duplicated by
+Spark, which aggregates their IMU seconds itself.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from etl.preprocess.schema import (
     GPS_INPUT_COLUMNS,
     IMU_AXES,
     IMU_SECONDS_COLUMNS,
+    IMU_SECONDS_DTYPES,
     REDUCED_DTYPES,
 )
 from etl.preprocess.validate import Verdict
@@ -152,3 +153,47 @@ def imu_partials(frame: pd.DataFrame) -> pd.DataFrame:
     """The IMU partial rows of reduced frames (for tests and the pandas side)."""
     rows = frame.loc[frame["kind"] == KIND_IMU, ["machine_uuid", *IMU_SECONDS_COLUMNS]]
     return rows.reset_index(drop=True)
+
+
+def pool_imu_partials(partials: pd.DataFrame) -> pd.DataFrame:
+    """Per second, the IMU statistics of several disjoint sets of samples, pooled.
+
+    Each input row holds the statistics of one file's samples in one second
+    (:func:`reduce_batch`) or of de-duplicated raw rows (Spark's
+    :func:`etl.preprocess.spark.imu_second_stats_spark`); no sample may be
+    counted by two rows. A second with one part keeps its values bit for bit;
+    a second straddling two files gets the pooled count, mean and population
+    variance. Parts are summed in a fixed order (by first sample time), so the
+    result does not depend on the order rows arrive in.
+
+    Args:
+        partials: rows with the columns of :data:`IMU_SECONDS_COLUMNS`, any order.
+
+    Returns:
+        One row per second, sorted by ``ts``, with the same columns.
+    """
+    if partials.empty:
+        return pd.DataFrame(
+            {c: pd.Series(dtype=IMU_SECONDS_DTYPES[c]) for c in IMU_SECONDS_COLUMNS}
+        )
+    ts = partials["ts"].to_numpy(dtype=np.int64)
+    t_first = partials["t_first"].to_numpy(dtype=np.float64)
+    order = np.lexsort((t_first, ts))
+    ts = ts[order]
+    starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+    single = np.diff(np.r_[starts, len(ts)]) == 1
+    counts = partials["n"].to_numpy(dtype=np.float64)[order]
+    n = np.add.reduceat(counts, starts)
+    pooled: dict[str, np.ndarray] = {"ts": ts[starts], "n": n.astype(np.int64)}
+    for axis in IMU_AXES:
+        mean = partials[f"{axis}_mean"].to_numpy(dtype=np.float64)[order]
+        std = partials[f"{axis}_std"].to_numpy(dtype=np.float64)[order]
+        total_mean = np.add.reduceat(counts * mean, starts) / n
+        variance = np.add.reduceat(counts * (std * std + mean * mean), starts) / n
+        variance -= total_mean * total_mean
+        pooled[f"{axis}_mean"] = np.where(single, mean[starts], total_mean)
+        pooled[f"{axis}_std"] = np.where(single, std[starts], np.sqrt(np.maximum(variance, 0.0)))
+    t_last = partials["t_last"].to_numpy(dtype=np.float64)[order]
+    pooled["t_first"] = np.minimum.reduceat(t_first[order], starts)
+    pooled["t_last"] = np.maximum.reduceat(t_last, starts)
+    return pd.DataFrame(pooled, columns=list(IMU_SECONDS_COLUMNS))

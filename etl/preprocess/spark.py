@@ -1,31 +1,38 @@
-"""StateVectors in Spark: per-second IMU statistics, then ``applyInPandas``.
+"""StateVectors in Spark: per-second IMU statistics, then ``groupBy().applyInPandas``.
 
-Spark does what it does natively: filtering, the per-second IMU aggregates of
-raw rows it reads itself (:func:`imu_second_stats_spark`), pooling the
-per-file partial statistics that validation tasks hand over
-(:func:`combine_imu_seconds`), the window joins and the shuffle. Only the GPS
-de-noising and the grid, which need the ordered samples of one machine, run
-in Python, one group per machine and window. A *window* is a range of seconds
-``[ts_from, ts_to)`` to (re)compute; its group receives the samples up to
-``context_s`` beyond each bound so that seconds near a batch boundary see the
-samples on both sides.
+Spark does what it does natively: reading, filtering and de-duplicating raw
+rows and their per-second IMU aggregates (:func:`imu_second_stats_spark`),
+assigning rows to groups, the one shuffle. The GPS de-noising and the grid,
+which need the ordered samples of one machine, run in Python, one group per
+machine and *slice* (a fixed range of :data:`SLICE_S` seconds).
+
+A *window* is a range of seconds ``[ts_from, ts_to)`` to (re)compute. A group
+computes the part of its machine's windows inside its slice, and receives
+every row up to the resampler's context beyond the slice's bounds (a row near
+a bound goes to both slices), so seconds near a batch boundary see the samples
+on both sides.
 
 Frames in, frames out: no storage, no ``collect``.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from etl.preprocess.denoise import DenoiseParams
+from etl.preprocess.reduce import KIND_GPS, KIND_IMU, pool_imu_partials
 from etl.preprocess.resample import resample_machine
 from etl.preprocess.schema import (
     GPS_COLUMNS,
+    GPS_INPUT_COLUMNS,
     IMU_AXES,
     IMU_SECONDS_COLUMNS,
+    IMU_SECONDS_DTYPES,
     STATEVECTOR_COLUMNS,
+    STATEVECTOR_DTYPES,
     statevector_struct,
 )
 
@@ -33,8 +40,17 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
-WINDOW_KEYS = ("machine_uuid", "window_id", "ts_from", "ts_to")
 RAW_COLUMNS = ("timestamp", *GPS_COLUMNS, *IMU_AXES)
+SLICE_S = 6 * 3600
+"""Seconds per ``applyInPandas`` group: a resampler call costs about the same for one
+hour or six, so fewer, larger groups; six hours of one machine is ~45 k small rows."""
+SLICE_INPUT = ("machine_uuid", "kind", *GPS_INPUT_COLUMNS, *IMU_SECONDS_COLUMNS)
+"""Columns of the rows :func:`statevectors_by_slice` reads (a subset of the reduced rows)."""
+_SLICE_TYPES = {
+    "machine_uuid": "string",
+    **dict.fromkeys(GPS_INPUT_COLUMNS, "double"),
+    **{c: "long" if t == "int64" else "double" for c, t in IMU_SECONDS_DTYPES.items()},
+}
 
 
 def raw_schema() -> StructType:
@@ -83,29 +99,6 @@ def clean_samples(
     return cleaned.dropDuplicates(["machine_uuid", *RAW_COLUMNS]) if deduplicate else cleaned
 
 
-def samples_in_windows(samples: DataFrame, windows: DataFrame, context_s: float) -> DataFrame:
-    """Samples that can influence each window: within ``context_s`` of its bounds.
-
-    Args:
-        samples: rows with ``machine_uuid`` and ``timestamp`` (all their columns are kept).
-        windows: ``machine_uuid``, ``window_id``, ``ts_from``, ``ts_to`` (long seconds).
-        context_s: the resampler's reach (:func:`etl.preprocess.context_seconds`).
-    """
-    from pyspark.sql import functions as F
-
-    s, w = samples.alias("s"), windows.alias("w")
-    joined = s.join(
-        F.broadcast(w),
-        (F.col("s.machine_uuid") == F.col("w.machine_uuid"))
-        & (F.col("s.timestamp") >= F.col("w.ts_from") - F.lit(context_s))
-        & (F.col("s.timestamp") <= F.col("w.ts_to") + F.lit(context_s)),
-    )
-    return joined.select(
-        *(F.col(f"w.{key}") for key in WINDOW_KEYS),
-        *(F.col(f"s.{column}") for column in samples.columns if column != "machine_uuid"),
-    )
-
-
 def imu_second_stats_spark(samples: DataFrame) -> DataFrame:
     """Per machine and second: count, mean, population std, first and last sample time.
 
@@ -129,59 +122,6 @@ def imu_second_stats_spark(samples: DataFrame) -> DataFrame:
     return imu.groupBy("machine_uuid", second).agg(*aggregates)
 
 
-def seconds_in_windows(seconds: DataFrame, windows: DataFrame, context_s: float) -> DataFrame:
-    """Per-second rows that can influence each window (a second may serve two windows)."""
-    from pyspark.sql import functions as F
-
-    s, w = seconds.alias("s"), windows.alias("w")
-    joined = s.join(
-        F.broadcast(w),
-        (F.col("s.machine_uuid") == F.col("w.machine_uuid"))
-        & (F.col("s.ts") >= F.col("w.ts_from") - F.lit(context_s + 1))
-        & (F.col("s.ts") <= F.col("w.ts_to") + F.lit(context_s + 1)),
-    )
-    return joined.select(
-        *(F.col(f"w.{key}").alias(key) for key in WINDOW_KEYS),  # new ids: no self-join clash
-        *(F.col(f"s.{column}") for column in seconds.columns if column != "machine_uuid"),
-    )
-
-
-def combine_imu_seconds(partials: DataFrame) -> DataFrame:
-    """Per machine and second, the IMU statistics of several disjoint sets of samples.
-
-    Each input row holds the statistics of one file's samples in one second
-    (:func:`etl.preprocess.reduce.reduce_batch`) or of de-duplicated raw rows
-    (:func:`imu_second_stats_spark`); no sample may be counted by two rows. A
-    second with one part keeps its values bit for bit; a second straddling two
-    files gets the pooled count, mean and population variance.
-    """
-    from pyspark.sql import functions as F
-
-    aggregates = [F.count(F.lit(1)).alias("_parts"), F.sum("n").alias("n")]
-    for axis in IMU_AXES:
-        mean, std = F.col(f"{axis}_mean"), F.col(f"{axis}_std")
-        aggregates += [
-            F.first(mean).alias(f"_{axis}_mean1"),
-            F.first(std).alias(f"_{axis}_std1"),
-            F.sum(F.col("n") * mean).alias(f"_{axis}_sum"),
-            F.sum(F.col("n") * (std * std + mean * mean)).alias(f"_{axis}_sumsq"),
-        ]
-    aggregates += [F.min("t_first").alias("t_first"), F.max("t_last").alias("t_last")]
-    pooled = partials.groupBy("machine_uuid", "ts").agg(*aggregates)
-    single = F.col("_parts") == 1
-    means, stds = [], []
-    for axis in IMU_AXES:
-        mean = F.col(f"_{axis}_sum") / F.col("n")
-        variance = F.col(f"_{axis}_sumsq") / F.col("n") - mean * mean
-        means.append(F.when(single, F.col(f"_{axis}_mean1")).otherwise(mean).alias(f"{axis}_mean"))
-        stds.append(
-            F.when(single, F.col(f"_{axis}_std1"))
-            .otherwise(F.sqrt(F.greatest(variance, F.lit(0.0))))
-            .alias(f"{axis}_std")
-        )
-    return pooled.select("machine_uuid", "ts", "n", *means, *stds, "t_first", "t_last")
-
-
 def gps_fixes(samples: DataFrame) -> DataFrame:
     """Rows carrying a fix (the resampler drops incomplete ones itself)."""
     from pyspark.sql import functions as F
@@ -191,68 +131,124 @@ def gps_fixes(samples: DataFrame) -> DataFrame:
     ).select("machine_uuid", "timestamp", *GPS_COLUMNS)
 
 
-def build_statevectors(
-    samples: DataFrame,
-    windows: DataFrame,
+def as_slice_input(fixes: DataFrame, imu_seconds: DataFrame) -> DataFrame:
+    """GPS fixes and per-second IMU statistics as rows of :data:`SLICE_INPUT`.
+
+    The validation tasks hand over their reduced rows in this long form already
+    (:mod:`etl.preprocess.reduce`); this puts what Spark computes from raw rows
+    (:func:`gps_fixes`, :func:`imu_second_stats_spark`) in the same form.
+    """
+    from pyspark.sql import functions as F
+
+    def padded(frame: DataFrame, kind: str) -> DataFrame:
+        return frame.select(
+            *(
+                F.col(c) if c in frame.columns else F.lit(None).cast(_SLICE_TYPES[c]).alias(c)
+                for c in SLICE_INPUT
+                if c != "kind"
+            ),
+            F.lit(kind).alias("kind"),
+        ).select(*SLICE_INPUT)
+
+    return padded(fixes, KIND_GPS).unionByName(padded(imu_seconds, KIND_IMU))
+
+
+def statevectors_by_slice(
+    rows: DataFrame,
+    windows: list[tuple[str, int, int]],
     *,
     max_gap_s: float,
     params: DenoiseParams,
     context_s: float,
-) -> DataFrame:
-    """StateVectors for every window from validated raw samples (see :func:`statevectors_from`)."""
-    return statevectors_from(
-        gps_fixes(samples),
-        imu_second_stats_spark(samples),
-        windows,
-        max_gap_s=max_gap_s,
-        params=params,
-        context_s=context_s,
-    )
-
-
-def statevectors_from(
-    fixes: DataFrame,
-    imu_seconds: DataFrame,
-    windows: DataFrame,
-    *,
-    max_gap_s: float,
-    params: DenoiseParams,
-    context_s: float,
+    slice_s: int = SLICE_S,
 ) -> DataFrame:
     """StateVectors for every window (rows of ``[ts_from, ts_to)`` only).
 
+    One shuffle: each row goes to the slice(s) of its machine within the
+    context of its time, and ``groupBy(machine_uuid, slice).applyInPandas``
+    pools the IMU partial statistics of each second
+    (:func:`etl.preprocess.reduce.pool_imu_partials`) and resamples. An
+    earlier version joined the rows to the windows and cogrouped fixes with
+    IMU seconds pooled by Spark: two joins and three shuffles, measured at
+    twice the time of the resampling itself on two cores.
+
     Args:
-        fixes: ``machine_uuid``, ``timestamp`` and the GPS channels of any number of machines.
-        imu_seconds: per machine and second, the IMU statistics of all its samples
-            (:func:`imu_second_stats_spark` or :func:`combine_imu_seconds`).
-        windows: the seconds to compute per machine; windows of one machine must
+        rows: :data:`SLICE_INPUT` columns: fixes (``kind`` gps: ``timestamp`` and the
+            GPS channels) and per-second IMU statistics (``kind`` imu: the columns of
+            :data:`etl.preprocess.schema.IMU_SECONDS_COLUMNS`) of any number of
+            machines; no IMU sample may be counted in two rows.
+        windows: ``(machine_uuid, ts_from, ts_to)``; windows of one machine must
             not overlap (each second is produced by exactly one group).
         max_gap_s: the configured ``preprocess.max_gap_s``.
         params: de-noising parameters.
-        context_s: margin of samples around each window.
+        context_s: the resampler's reach (:func:`etl.preprocess.context_seconds`).
+        slice_s: seconds per group.
 
     Returns:
         Rows with the StateVector schema (:func:`etl.preprocess.statevector_struct`).
     """
-    gps = samples_in_windows(fixes, windows, context_s).select(
-        *WINDOW_KEYS, "timestamp", *GPS_COLUMNS
-    )
-    imu = seconds_in_windows(imu_seconds, windows, context_s)
+    from pyspark.sql import functions as F
 
-    def per_window(gps_pdf: pd.DataFrame, imu_pdf: pd.DataFrame) -> pd.DataFrame:
-        first = (gps_pdf if len(gps_pdf) else imu_pdf).iloc[0]
-        return resample_machine(
-            gps_pdf.loc[:, ["timestamp", *GPS_COLUMNS]],
-            imu_pdf.loc[:, list(IMU_SECONDS_COLUMNS)].astype({"ts": "int64", "n": "int64"}),
-            machine_uuid=str(first["machine_uuid"]),
-            max_gap_s=max_gap_s,
-            params=params,
-            ts_from=int(first["ts_from"]),
-            ts_to=int(first["ts_to"]),
-        )[list(STATEVECTOR_COLUMNS)]
-
-    return (
-        gps.groupBy(*WINDOW_KEYS)
-        .cogroup(imu.groupBy(*WINDOW_KEYS))
-        .applyInPandas(per_window, statevector_struct())
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for machine, ts_from, ts_to in windows:
+        spans[machine].append((int(ts_from), int(ts_to)))
+    machines = sorted(spans)
+    if not machines:
+        return rows.sparkSession.createDataFrame([], statevector_struct())
+    # groups keyed by the machine's index, not its 36-character id: the key travels
+    # with every row through the shuffle and into Python; rows of other machines go
+    index = F.create_map(*(F.lit(v) for i, m in enumerate(machines) for v in (m, i)))
+    reach = context_s + 1  # an IMU second holds samples up to half a second away
+    time = F.coalesce(F.col("timestamp"), F.col("ts").cast("double"))
+    slices = F.sequence(
+        F.floor((time - reach) / slice_s).cast("long"),
+        F.floor((time + reach) / slice_s).cast("long"),
     )
+    prepared = (
+        rows.select(
+            F.element_at(index, F.col("machine_uuid")).alias("machine"),
+            F.explode(slices).alias("slice"),
+            (F.col("kind") == KIND_GPS).alias("is_gps"),
+            "timestamp",
+            *GPS_COLUMNS,
+            *IMU_SECONDS_COLUMNS,
+        )
+        .where(F.col("machine").isNotNull())
+        # as many tasks as the shuffle setting asks for: adaptive execution would
+        # coalesce these small rows into fewer tasks than cores, and each group's
+        # Python step costs far more than its bytes suggest
+        .repartition(
+            int(rows.sparkSession.conf.get("spark.sql.shuffle.partitions")), "machine", "slice"
+        )
+    )
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in STATEVECTOR_DTYPES.items()})
+
+    def per_slice(group: pd.DataFrame) -> pd.DataFrame:
+        machine = machines[int(group["machine"].iat[0])]
+        low = int(group["slice"].iat[0]) * slice_s
+        high = low + slice_s
+        parts = [
+            (max(ts_from, low), min(ts_to, high))
+            for ts_from, ts_to in spans.get(machine, ())
+            if ts_from < high and ts_to > low
+        ]
+        if not parts:
+            return empty
+        is_gps = group["is_gps"].to_numpy(dtype=bool)
+        gps = group.loc[is_gps, list(GPS_INPUT_COLUMNS)]
+        imu = pool_imu_partials(group.loc[~is_gps, list(IMU_SECONDS_COLUMNS)])
+        out = [
+            resample_machine(
+                gps,
+                imu,
+                machine_uuid=machine,
+                max_gap_s=max_gap_s,
+                params=params,
+                ts_from=ts_from,
+                ts_to=ts_to,
+            )[list(STATEVECTOR_COLUMNS)]
+            for ts_from, ts_to in parts
+        ]
+        return out[0] if len(out) == 1 else pd.concat(out, ignore_index=True)
+
+    return prepared.groupBy("machine", "slice").applyInPandas(per_slice, statevector_struct())

@@ -10,11 +10,12 @@ Per chunk of pending files:
 2. find every second the new samples can influence (their time range plus the
    resampler's context on both sides) and every accepted file, old or new,
    holding samples near those seconds;
-3. pool the per-second IMU statistics in Spark (files whose samples may repeat
-   in an overlapping file are read raw by Spark and de-duplicated instead),
-   and hand the 1 Hz rows of each window to the resampler
-   (``applyInPandas``); so the table is a function of the set of files, not of
-   their arrival order;
+3. hand the 1 Hz rows (fixes and per-second IMU statistics) near each window to
+   the resampler, one ``applyInPandas`` group per machine and slice of time,
+   which pools the IMU statistics of seconds that straddle two files (files
+   whose samples may repeat in an overlapping file are read raw by Spark and
+   de-duplicated instead); so the table is a function of the set of files, not
+   of their arrival order;
 4. replace exactly those seconds in the StateVectors table (one Delta commit),
    and record each file's verdict and the Delta version in the state store.
 
@@ -29,6 +30,7 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import reduce
 from typing import TYPE_CHECKING, Any
@@ -36,31 +38,31 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from etl.config import S3Config
-from etl.io.delta import quote, replace_where, utc_day
+from etl.io.delta import prepare_table, quote, replace_where, utc_day
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
 from etl.preprocess.reduce import (
-    KIND_GPS,
-    KIND_IMU,
     KIND_VERDICT,
     reduce_columns,
     reduced_frame,
     verdict_from_json,
 )
-from etl.preprocess.schema import GPS_COLUMNS, IMU_SECONDS_COLUMNS, reduced_struct
+from etl.preprocess.schema import reduced_struct, statevector_struct
 from etl.preprocess.spark import (
+    SLICE_INPUT,
+    as_slice_input,
     clean_samples,
-    combine_imu_seconds,
     gps_fixes,
     imu_second_stats_spark,
     raw_schema,
-    statevectors_from,
+    statevectors_by_slice,
 )
 from etl.preprocess.validate import ValidationLimits, Verdict, physical_ranges, validate_batch
 from etl.state.domain import Batch, BatchStatus, RunStatus
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
 
     from etl.bootstrap import Context
 
@@ -69,8 +71,8 @@ log = logging.getLogger(__name__)
 CHUNK_FILES = 2000
 """Files per Spark round: large enough to amortise a job's fixed costs (the driver keeps
 only each file's verdict, not its rows; executors cache the reduced rows, ~1/10 of raw)."""
-WINDOW_SLICE_S = 3600
-"""Longest range of seconds one resampler call computes (one group of ``applyInPandas``)."""
+PARTITION_BY = ("machine_uuid", "day")
+"""The StateVectors table's partitions: the queries that follow read one machine's days."""
 FILES_PER_TASK = 100
 """Upper bound of files one validation task reads (more tasks for a larger backlog)."""
 
@@ -117,23 +119,6 @@ def merge_windows(
                 start, end = span_start, span_end
         merged.append((machine, start, end))
     return merged
-
-
-def slice_windows(
-    windows: list[tuple[str, int, int]], max_s: int = WINDOW_SLICE_S
-) -> list[tuple[str, int, int]]:
-    """The windows cut into consecutive slices of at most ``max_s`` seconds.
-
-    A slice computed with its context equals the same seconds computed at once
-    (the resampler's contract), so slicing changes no row; it only balances the
-    Python step across cores and bounds the memory of one group.
-    """
-    sliced = []
-    for machine, ts_from, ts_to in windows:
-        sliced += [
-            (machine, start, min(start + max_s, ts_to)) for start in range(ts_from, ts_to, max_s)
-        ]
-    return sliced
 
 
 def file_reducer(
@@ -310,8 +295,8 @@ def window_inputs(
     fresh: tuple[DataFrame, list[Batch], list[Batch]],
     old: tuple[DataFrame | None, list[Batch]],
     repeated: set[int],
-) -> tuple[DataFrame, DataFrame]:
-    """GPS fixes and pooled per-second IMU statistics of the new and neighbouring files.
+) -> DataFrame:
+    """GPS fixes and per-second IMU statistics of the new and neighbouring files.
 
     Args:
         ctx: the pipeline context.
@@ -321,6 +306,10 @@ def window_inputs(
             (:func:`reduce_neighbours`, None if there are none) and every neighbour.
         repeated: files whose samples may repeat in another file
             (:func:`needs_deduplication`): read raw and de-duplicated by Spark.
+
+    Returns:
+        Rows of :data:`etl.preprocess.spark.SLICE_INPUT`; a second's IMU statistics
+        may come in parts (one per file), never counting a sample twice.
     """
     from pyspark.sql import functions as F
 
@@ -338,31 +327,16 @@ def window_inputs(
     old_rows, old_batches = old
     if old_rows is not None:
         parts.append(old_rows)
-    fixes, partials = [], []
-    for part in parts:
-        fixes.append(
-            part.where(F.col("kind") == KIND_GPS).select("machine_uuid", "timestamp", *GPS_COLUMNS)
-        )
-        partials.append(
-            part.where(F.col("kind") == KIND_IMU).select("machine_uuid", *IMU_SECONDS_COLUMNS)
-        )
+    inputs = [part.where(F.col("kind") != KIND_VERDICT).select(*SLICE_INPUT) for part in parts]
     raw = [b for b in (*fresh_batches, *old_batches) if b.id in repeated]
     if raw:
         samples = read_samples(ctx, raw, _limits(ctx))
-        fixes.append(gps_fixes(samples))
-        partials.append(
-            imu_second_stats_spark(samples).select("machine_uuid", *IMU_SECONDS_COLUMNS)
-        )
-
-    def union(frames: list[DataFrame]) -> DataFrame:
-        return reduce(lambda left, right: left.unionByName(right), frames)
-
-    return union(fixes), combine_imu_seconds(union(partials))
+        inputs.append(as_slice_input(gps_fixes(samples), imu_second_stats_spark(samples)))
+    return reduce(lambda left, right: left.unionByName(right), inputs)
 
 
 def recompute_statevectors(
-    fixes: DataFrame,
-    imu_seconds: DataFrame,
+    rows: DataFrame,
     windows: list[tuple[str, int, int]],
     *,
     max_gap_s: float,
@@ -371,20 +345,23 @@ def recompute_statevectors(
     """StateVectors of the windows (with a ``day`` partition column)."""
     from pyspark.sql import functions as F
 
-    spark = fixes.sparkSession
-    frame = spark.createDataFrame(
-        [(m, i, a, b) for i, (m, a, b) in enumerate(windows)],
-        "machine_uuid string, window_id int, ts_from long, ts_to long",
-    )
-    vectors = statevectors_from(
-        fixes,
-        imu_seconds,
-        frame,
+    vectors = statevectors_by_slice(
+        rows,
+        windows,
         max_gap_s=max_gap_s,
         params=params,
         context_s=context_seconds(max_gap_s, params),
     )
     return vectors.withColumn("day", F.date_format(F.timestamp_seconds("ts"), "yyyy-MM-dd"))
+
+
+def statevectors_table_struct() -> StructType:
+    """The table's schema: the StateVector columns and the ``day`` partition column."""
+    from pyspark.sql import types
+
+    return types.StructType(
+        [*statevector_struct().fields, types.StructField("day", types.StringType(), False)]
+    )
 
 
 def write_statevectors(
@@ -404,7 +381,7 @@ def write_statevectors(
         vectors,
         url,
         _window_filter(windows, 0, "ts"),
-        partition_by=("machine_uuid", "day"),
+        partition_by=PARTITION_BY,
         txn_app_id=txn_app_id,
         txn_version=txn_version,
     )
@@ -502,8 +479,13 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
         clock = now
 
     now_s = time.time()
+    url = statevectors_url(ctx.config.output_url)
     reduced = reduce_files(ctx, batches, now_s).persist()
     cached = [reduced]
+    # Delta's set-up overlaps with validation, which keeps the cores busy in Python
+    warmup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-warmup")
+    table = warmup.submit(prepare_table, ctx.spark, url, statevectors_table_struct(), PARTITION_BY)
+    warmup.shutdown(wait=False)
     try:
         verdicts = collect_verdicts(reduced)
         checked = [Checked(b, verdicts[b.id]) for b in batches]
@@ -532,16 +514,13 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
             old_rows = reduce_neighbours(ctx, reducible, now_s) if reducible else None
             if old_rows is not None:
                 cached.append(old_rows)
-            fixes, imu_seconds = window_inputs(
-                ctx, (reduced, fresh, batches), (old_rows, neighbours), repeated
-            )
-            vectors = recompute_statevectors(
-                fixes, imu_seconds, slice_windows(windows), max_gap_s=max_gap_s, params=params
-            )
+            inputs = window_inputs(ctx, (reduced, fresh, batches), (old_rows, neighbours), repeated)
+            vectors = recompute_statevectors(inputs, windows, max_gap_s=max_gap_s, params=params)
             lap("plan_s")
+            table.result()  # raises what the set-up raised
             version, written = write_statevectors(
                 vectors,
-                statevectors_url(ctx.config.output_url),
+                url,
                 windows,
                 txn_app_id=f"{ctx.config.pipeline.name}-preprocess",
                 txn_version=run_id * 100_000 + chunk,

@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import SparkSession
 
 from etl.preprocess import imu_second_stats
 from etl.preprocess.reduce import (
@@ -14,13 +13,13 @@ from etl.preprocess.reduce import (
     KIND_IMU,
     KIND_VERDICT,
     imu_partials,
+    pool_imu_partials,
     reduce_batch,
     reduce_columns,
     reduced_frame,
     verdict_from_json,
 )
-from etl.preprocess.schema import IMU_SECONDS_COLUMNS, reduced_struct
-from etl.preprocess.spark import combine_imu_seconds
+from etl.preprocess.schema import IMU_SECONDS_COLUMNS
 from etl.preprocess.validate import Verdict, validate_batch
 from tests.spark.test_statevectors_spark import T0, UUID, raw_samples
 
@@ -79,18 +78,17 @@ def test_a_rejected_file_reduces_to_its_verdict_alone() -> None:
     assert verdict_from_json(frame["verdict"].iloc[0]).reason == "not a parquet file"
 
 
-def test_pooled_partials_equal_the_statistics_of_all_samples(spark: SparkSession) -> None:
+def test_pooled_partials_equal_the_statistics_of_all_samples() -> None:
     samples = raw_samples(seconds=120, gap=(200, 210))
     files = _files(samples, T0 + 60.3)
     reduced = pd.concat([reduce_batch(b, UUID, v) for b, v in files], ignore_index=True)
     partials = imu_partials(reduced)
     assert partials["ts"].duplicated().sum() >= 1, "the cut must leave a straddling second"
 
-    frame = spark.createDataFrame(reduced, schema=reduced_struct())
-    pooled = combine_imu_seconds(
-        frame.where(frame["kind"] == KIND_IMU).select("machine_uuid", *IMU_SECONDS_COLUMNS)
-    ).toPandas()
-    pooled = pooled.sort_values("ts").reset_index(drop=True)[list(IMU_SECONDS_COLUMNS)]
+    pooled = pool_imu_partials(partials)
+    shuffled = pool_imu_partials(partials.sample(frac=1.0, random_state=3))
+    pd.testing.assert_frame_equal(shuffled, pooled)  # bit for bit, whatever the order
+    assert pool_imu_partials(partials.iloc[:0]).columns.tolist() == list(IMU_SECONDS_COLUMNS)
 
     whole = imu_second_stats(samples)
     assert pooled["ts"].tolist() == whole["ts"].tolist()

@@ -13,7 +13,12 @@ from etl.preprocess import (
     imu_second_stats,
     resample_machine,
 )
-from etl.preprocess.spark import build_statevectors
+from etl.preprocess.spark import (
+    as_slice_input,
+    gps_fixes,
+    imu_second_stats_spark,
+    statevectors_by_slice,
+)
 
 UUID = "0b6f1c4e-0000-4000-8000-000000000001"
 T0 = 1_767_225_600
@@ -67,15 +72,20 @@ def test_spark_windows_equal_the_pandas_reference(spark: SparkSession) -> None:
     params = DenoiseParams()
     context = context_seconds(10.0, params)
     expected = reference(samples, 10.0)
-    # three windows that cut through moving data and the gap
+    # three windows that cut through moving data and the gap, and slices of 100 s that
+    # cut through the windows: a second near a cut is computed from rows on both sides
     cuts = [T0 - 100, T0 + 77, T0 + 160, T0 + 1000]
-    windows = spark.createDataFrame(
-        [(UUID, i, cuts[i], cuts[i + 1]) for i in range(3)],
-        "machine_uuid string, window_id int, ts_from long, ts_to long",
-    )
+    windows = [(UUID, cuts[i], cuts[i + 1]) for i in range(3)]
     sdf = spark.createDataFrame(samples)
     result = (
-        build_statevectors(sdf, windows, max_gap_s=10.0, params=params, context_s=context)
+        statevectors_by_slice(
+            as_slice_input(gps_fixes(sdf), imu_second_stats_spark(sdf)),
+            windows,
+            max_gap_s=10.0,
+            params=params,
+            context_s=context,
+            slice_s=100,
+        )
         .toPandas()
         .sort_values("ts", ignore_index=True)
     )

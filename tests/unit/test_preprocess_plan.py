@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from etl.state.domain import Batch, BatchSource, BatchStatus
-from etl.steps.preprocess import merge_windows, needs_deduplication, slice_windows
+from etl.steps.preprocess import merge_windows, needs_deduplication
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -46,18 +46,6 @@ def test_windows_widen_by_context_and_merge_per_machine() -> None:
         ("a", -31, 1232),
         ("a", 4969, 5631),
         ("b", 969, 1632),
-    ]
-
-
-def test_slices_cover_each_window_exactly_once() -> None:
-    windows = [("a", -31, 7300), ("b", 0, 3600), ("c", 5, 6)]
-    sliced = slice_windows(windows, 3600)
-    assert sliced == [
-        ("a", -31, 3569),
-        ("a", 3569, 7169),
-        ("a", 7169, 7300),
-        ("b", 0, 3600),
-        ("c", 5, 6),
     ]
 
 
