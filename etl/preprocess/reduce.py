@@ -79,18 +79,12 @@ def verdict_from_json(text: str) -> Verdict:
     )
 
 
-def gps_rows(samples: pd.DataFrame) -> pd.DataFrame:
-    """Samples carrying a fix (the resampler drops incomplete ones itself)."""
-    has_fix = samples["latitude"].notna() | samples["longitude"].notna() | samples["speed"].notna()
-    return samples.loc[has_fix, ["timestamp", *GPS_COLUMNS]]
-
-
 def reduce_columns(batch_id: int, machine_uuid: str, verdict: Verdict) -> dict[str, np.ndarray]:
     """:func:`reduce_batch` as numpy columns (one dict per file, no pandas objects).
 
     A validation task reduces about a hundred files: assembling each file's rows
     in numpy and building one frame per task (:func:`reduced_frame`) costs about
-    a millisecond per file, against ~6 ms for a pandas frame per file.
+    3 ms per file, against ~6 ms for a pandas frame per file.
     """
     parts: list[tuple[str, dict[str, np.ndarray], int]] = [
         (KIND_VERDICT, {"verdict": np.array([verdict_to_json(verdict)], dtype=object)}, 1)

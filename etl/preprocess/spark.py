@@ -165,12 +165,12 @@ def statevectors_by_slice(
     """StateVectors for every window (rows of ``[ts_from, ts_to)`` only).
 
     One shuffle: each row goes to the slice(s) of its machine within the
-    context of its time, and ``groupBy(machine_uuid, slice).applyInPandas``
-    pools the IMU partial statistics of each second
+    context of its time, and ``groupBy(machine, slice).applyInPandas`` pools
+    the IMU partial statistics of each second
     (:func:`etl.preprocess.reduce.pool_imu_partials`) and resamples. An
     earlier version joined the rows to the windows and cogrouped fixes with
-    IMU seconds pooled by Spark: two joins and three shuffles, measured at
-    twice the time of the resampling itself on two cores.
+    IMU seconds pooled by Spark (two joins, three shuffles); this plan measured
+    about 5 % faster end to end and pools the same way whatever the row order.
 
     Args:
         rows: :data:`SLICE_INPUT` columns: fixes (``kind`` gps: ``timestamp`` and the
