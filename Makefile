@@ -42,7 +42,7 @@ clean:
 
 # Raw rows/s of `etl preprocess` next to a single-process pandas baseline, same run.
 bench-preprocess: setup
-	$(VENV)/bin/python bench/preprocess.py --machines 10 --days 1
+	$(VENV)/bin/python bench/preprocess.py --machines 10 --days $(or $(DAYS),1)
 
 bench-train: stack-up
 	$(VENV)/bin/python bench/train.py --machines $(or $(MACHINES),6) --days $(or $(DAYS),2)
