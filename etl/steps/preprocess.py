@@ -57,7 +57,12 @@ from etl.preprocess.spark import (
     raw_schema,
     statevectors_by_slice,
 )
-from etl.preprocess.validate import ValidationLimits, Verdict, physical_ranges, validate_batch
+from etl.preprocess.validate import (
+    ValidationLimits,
+    Verdict,
+    physical_ranges,
+    validate_arrays,
+)
 from etl.state.domain import Batch, BatchStatus, RunStatus
 
 if TYPE_CHECKING:
@@ -127,7 +132,8 @@ def file_reducer(
     """The ``mapInPandas`` function that reads, validates and reduces raw files.
 
     Input rows: ``batch_id``, ``machine_uuid``, ``key``; output: the rows of
-    :func:`etl.preprocess.reduce.reduce_batch` per file. A file that is gone
+    :func:`etl.preprocess.reduce.reduce_batch` per file (validated by
+    :func:`etl.preprocess.validate.validate_arrays`). A file that is gone
     is rejected like a broken one; an unreachable store fails the task (and
     the run, which leaves the files pending for the next one).
     """
@@ -141,11 +147,12 @@ def file_reducer(
                     data = store.get(key)
                 except FileNotFoundError:
                     verdict = Verdict(accepted=False, reason=f"file not found: {raw_url}/{key}")
+                    values = None
                 else:
-                    verdict = validate_batch(
+                    verdict, values = validate_arrays(
                         data, key=key, machine_uuid=machine_uuid, limits=limits, now_s=now_s
                     )
-                out.append(reduce_columns(int(batch_id), machine_uuid, verdict))
+                out.append(reduce_columns(int(batch_id), machine_uuid, verdict, values))
             yield reduced_frame(out)
 
     return validate_and_reduce

@@ -20,7 +20,7 @@ from etl.preprocess.reduce import (
     verdict_from_json,
 )
 from etl.preprocess.schema import IMU_SECONDS_COLUMNS
-from etl.preprocess.validate import Verdict, validate_batch
+from etl.preprocess.validate import Verdict, validate_arrays, validate_batch
 from tests.spark.test_statevectors_spark import T0, UUID, raw_samples
 
 
@@ -30,15 +30,22 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _files(samples: pd.DataFrame, cut: float) -> list[tuple[int, Verdict]]:
+def _raw_files(samples: pd.DataFrame, cut: float) -> list[tuple[int, str, bytes]]:
     """Two files split at ``cut`` (a time inside a second: that second straddles both)."""
     first = samples.loc[samples["timestamp"] < cut]
     second = samples.loc[samples["timestamp"] >= cut]
-    verdicts = []
-    for batch_id, part in ((1, first), (2, second)):
-        key = f"{UUID}/{int(part['timestamp'].min() * 1000)}.parquet"
-        verdicts.append((batch_id, validate_batch(_parquet(part), key=key, machine_uuid=UUID)))
-    return verdicts
+    return [
+        (batch_id, f"{UUID}/{int(part['timestamp'].min() * 1000)}.parquet", _parquet(part))
+        for batch_id, part in ((1, first), (2, second))
+    ]
+
+
+def _files(samples: pd.DataFrame, cut: float) -> list[tuple[int, Verdict]]:
+    """:func:`_raw_files` validated by the pandas reference."""
+    return [
+        (batch_id, validate_batch(data, key=key, machine_uuid=UUID))
+        for batch_id, key, data in _raw_files(samples, cut)
+    ]
 
 
 def test_reduced_rows_carry_the_verdict_fixes_and_imu_partials() -> None:
@@ -58,12 +65,18 @@ def test_reduced_rows_carry_the_verdict_fixes_and_imu_partials() -> None:
 def test_one_frame_per_task_equals_one_frame_per_file() -> None:
     """The validation task builds one frame from many files' numpy columns."""
     samples = raw_samples(seconds=120, gap=(200, 210))
-    files = [*_files(samples, T0 + 60.3)]
-    files.append((3, validate_batch(b"not parquet", key=f"{UUID}/1.parquet", machine_uuid=UUID)))
+    raw = [*_raw_files(samples, T0 + 60.3), (3, f"{UUID}/1.parquet", b"not parquet")]
+    files = [(b, validate_batch(data, key=key, machine_uuid=UUID)) for b, key, data in raw]
     per_file = pd.concat(
         [reduce_batch(batch_id, UUID, verdict) for batch_id, verdict in files], ignore_index=True
     )
-    per_task = reduced_frame([reduce_columns(batch_id, UUID, v) for batch_id, v in files])
+    # what a validation task does: numpy validation, one frame for all its files
+    per_task = reduced_frame(
+        [
+            reduce_columns(b, UUID, *validate_arrays(data, key=key, machine_uuid=UUID))
+            for b, key, data in raw
+        ]
+    )
     pd.testing.assert_frame_equal(per_task, per_file)
     assert per_task["ts"].dtype == "Int64" and per_task["ts"].isna().sum() == len(files) + sum(
         v.quality.get("gps_rows", 0) for _, v in files

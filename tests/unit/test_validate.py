@@ -8,7 +8,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl.preprocess.validate import ValidationLimits, parse_key, validate_batch
+from etl.preprocess.validate import (
+    SAMPLE_COLUMNS,
+    ValidationLimits,
+    Verdict,
+    parse_key,
+    validate_arrays,
+    validate_batch,
+)
 
 UUID = "0b6f1c4e-0000-4000-8000-000000000001"
 T0 = 1_767_225_600.0
@@ -50,9 +57,28 @@ def key_for(t0: float = T0) -> str:
     return f"{UUID}/{int(t0 * 1000)}.parquet"
 
 
-def check(frame_or_bytes: pd.DataFrame | bytes, key: str | None = None):
+def assert_same_verdicts(data: bytes, key: str, machine_uuid: str = UUID, **kwargs) -> Verdict:
+    """The pandas reference's verdict, after checking that the numpy path agrees exactly."""
+    reference = validate_batch(data, key=key, machine_uuid=machine_uuid, **kwargs)
+    verdict, values = validate_arrays(data, key=key, machine_uuid=machine_uuid, **kwargs)
+    assert (verdict.accepted, verdict.reason, verdict.warnings) == (
+        reference.accepted,
+        reference.reason,
+        reference.warnings,
+    )
+    assert verdict.quality == reference.quality
+    if reference.accepted:
+        assert values is not None and values.dtype == np.float64
+        expected = reference.samples.loc[:, list(SAMPLE_COLUMNS)].to_numpy()
+        np.testing.assert_array_equal(values, expected)  # NaN where NaN, bit for bit
+    else:
+        assert values is None
+    return reference
+
+
+def check(frame_or_bytes: pd.DataFrame | bytes, key: str | None = None) -> Verdict:
     data = frame_or_bytes if isinstance(frame_or_bytes, bytes) else to_bytes(frame_or_bytes)
-    return validate_batch(data, key=key or key_for(), machine_uuid=UUID, now_s=NOW)
+    return assert_same_verdicts(data, key or key_for(), now_s=NOW)
 
 
 def test_clean_file_is_accepted_without_warnings() -> None:
@@ -176,9 +202,7 @@ def test_low_rate_and_key_offset_warn() -> None:
 
 
 def test_key_must_match_machine() -> None:
-    verdict = validate_batch(
-        to_bytes(raw_frame()), key="other/1.parquet", machine_uuid=UUID, now_s=NOW
-    )
+    verdict = check(to_bytes(raw_frame()), key="other/1.parquet")
     assert not verdict.accepted and verdict.reason.startswith("key 'other/1.parquet'")
 
 
@@ -195,11 +219,7 @@ def test_parse_key() -> None:
 def test_limits_are_used() -> None:
     frame = raw_frame()
     frame.loc[frame["speed"].notna(), "speed"] = 40.0
-    strict = validate_batch(
-        to_bytes(frame),
-        key=key_for(),
-        machine_uuid=UUID,
-        now_s=NOW,
-        limits=ValidationLimits(max_speed_mps=20.0),
+    strict = assert_same_verdicts(
+        to_bytes(frame), key_for(), now_s=NOW, limits=ValidationLimits(max_speed_mps=20.0)
     )
     assert "60 readings out of physical range blanked" in strict.warnings
