@@ -1,8 +1,8 @@
 """Preprocessing: raw samples of one machine to exactly-1 Hz StateVectors.
 
-Pure pandas and numpy; the Spark step wraps :func:`resample_machine` in a
-grouped ``applyInPandas`` and feeds it the per-second IMU statistics it
-aggregates natively (specified by :func:`imu_second_stats`).
+Pure pandas and numpy; the Spark step (:mod:`etl.preprocess.spark`) runs
+:mod:`etl.preprocess.files` in a grouped ``applyInPandas``: each group validates
+its raw files and resamples them with :func:`resample_machine`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from etl.preprocess.schema import (
     IMU_SECONDS_COLUMNS,
     STATEVECTOR_COLUMNS,
     STATEVECTOR_DTYPES,
-    imu_seconds_struct,
     statevector_struct,
 )
 
@@ -33,7 +32,6 @@ __all__ = [
     "context_seconds",
     "covered_seconds",
     "imu_second_stats",
-    "imu_seconds_struct",
     "resample_machine",
     "statevector_struct",
 ]

@@ -55,27 +55,6 @@ The contract's columns, then two extras for data-quality reporting:
 """
 STATEVECTOR_COLUMNS = tuple(STATEVECTOR_DTYPES)
 
-REDUCED_DTYPES: dict[str, str] = {
-    "batch_id": "int64",
-    "machine_uuid": "object",
-    "kind": "object",
-    "verdict": "object",
-    "timestamp": "float64",
-    **dict.fromkeys(GPS_COLUMNS, "float64"),
-    "ts": "Int64",
-    "n": "Int64",
-    **dict.fromkeys(IMU_SECOND_VALUE_COLUMNS, "float64"),
-    "t_first": "float64",
-    "t_last": "float64",
-}
-"""What validation hands Spark per raw file (:mod:`etl.preprocess.reduce`).
-
-One long frame for three kinds of rows: ``verdict`` (the JSON verdict),
-``gps`` (``timestamp`` and the GPS channels of a fix) and ``imu`` (the
-per-second IMU statistics of the file's samples, as in
-:data:`IMU_SECONDS_DTYPES`).
-"""
-
 _NOT_NULL = frozenset(
     {"machine_uuid", "ts", "gps_filled", "imu_filled", "imu_samples", "gps_outliers"}
 )
@@ -104,13 +83,3 @@ def _struct(dtypes: dict[str, str], not_null: frozenset[str]) -> StructType:
 def statevector_struct() -> StructType:
     """The StateVectors table schema, also the ``applyInPandas`` result schema."""
     return _struct(STATEVECTOR_DTYPES, _NOT_NULL)
-
-
-def reduced_struct() -> StructType:
-    """Schema of the reduced rows (:data:`REDUCED_DTYPES`), the validation task's output."""
-    return _struct(REDUCED_DTYPES, frozenset({"batch_id", "machine_uuid", "kind"}))
-
-
-def imu_seconds_struct() -> StructType:
-    """Schema of the per-second IMU statistics Spark computes before the pandas step."""
-    return _struct(IMU_SECONDS_DTYPES, frozenset({"ts", "n"}))

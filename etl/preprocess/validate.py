@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -378,7 +379,7 @@ def validate_arrays(
         warnings.append(f"{out_of_order} rows out of order (sorted)")
     before = len(values)
     if not np.all(steps > 0):  # strictly increasing times: no repeats, in order already
-        values = _distinct_sorted(values)
+        values = distinct_rows(values)
     if dropped := before - len(values):
         warnings.append(f"{dropped} duplicate rows dropped")
     blanked = 0
@@ -429,7 +430,7 @@ def _range_columns(limits: ValidationLimits) -> list[tuple[int, tuple[float, flo
     ]
 
 
-def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+def distinct_rows(values: np.ndarray) -> np.ndarray:
     """Rows without exact repeats (the first occurrence stays), stably sorted by time.
 
     What ``drop_duplicates().sort_values("timestamp", kind="stable")`` does, NaN
@@ -454,3 +455,38 @@ def _distinct_sorted(values: np.ndarray) -> np.ndarray:
     equal = (later == earlier) | (np.isnan(later) & np.isnan(earlier))
     repeat = same_time & np.all(equal, axis=1)
     return ranked[np.r_[True, ~repeat]] if repeat.any() else ranked
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values for numpy scalars (the quality report's counts) as plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def verdict_to_json(verdict: Verdict) -> str:
+    """The verdict without its samples, as one JSON string (non-finite numbers as null)."""
+    quality = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in verdict.quality.items()
+    }
+    return json.dumps(
+        {
+            "accepted": verdict.accepted,
+            "reason": verdict.reason,
+            "warnings": verdict.warnings,
+            "quality": quality,
+        },
+        default=_jsonable,
+    )
+
+
+def verdict_from_json(text: str) -> Verdict:
+    """The inverse of :func:`verdict_to_json` (``samples`` stays None)."""
+    data = json.loads(text)
+    return Verdict(
+        accepted=data["accepted"],
+        reason=data["reason"],
+        warnings=list(data["warnings"]),
+        quality=dict(data["quality"]),
+    )

@@ -3,19 +3,16 @@
 Per chunk of pending files:
 
 1. Spark tasks read and validate each file (``mapInPandas`` over the keys: bad
-   files are rejected with a reason) and reduce the accepted ones to their GPS
-   fixes and per-second IMU partial statistics (:mod:`etl.preprocess.reduce`),
-   kept in Spark's cache; only the verdicts come back to the driver, which
-   also marks duplicates of an already accepted file by content;
+   files are rejected with a reason); only the verdicts come back to the
+   driver, which also marks duplicates of an already accepted file by content;
 2. find every second the new samples can influence (their time range plus the
    resampler's context on both sides) and every accepted file, old or new,
-   holding samples near those seconds;
-3. hand the 1 Hz rows (fixes and per-second IMU statistics) near each window to
-   the resampler, one ``applyInPandas`` group per machine and slice of time,
-   which pools the IMU statistics of seconds that straddle two files (files
-   whose samples may repeat in an overlapping file are read raw by Spark and
-   de-duplicated instead); so the table is a function of the set of files, not
-   of their arrival order;
+   holding samples near those seconds (an old one that no longer validates
+   stops the run, named);
+3. one ``applyInPandas`` group per machine and slice of time reads those files,
+   pools their samples (repeats in overlapping files count once) and resamples
+   its part of the windows (:mod:`etl.preprocess.spark`); so the table is a
+   function of the set of files, not of their arrival order;
 4. replace exactly those seconds in the StateVectors table (one Delta commit),
    and record each file's verdict and the Delta version in the state store.
 
@@ -32,7 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import reduce
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -41,27 +38,14 @@ from etl.config import S3Config
 from etl.io.delta import prepare_table, quote, replace_where, utc_day
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
-from etl.preprocess.reduce import (
-    KIND_VERDICT,
-    reduce_columns,
-    reduced_frame,
-    verdict_from_json,
-)
-from etl.preprocess.schema import reduced_struct, statevector_struct
-from etl.preprocess.spark import (
-    SLICE_INPUT,
-    as_slice_input,
-    clean_samples,
-    gps_fixes,
-    imu_second_stats_spark,
-    raw_schema,
-    statevectors_by_slice,
-)
+from etl.preprocess.schema import statevector_struct
+from etl.preprocess.spark import statevectors_from_files
 from etl.preprocess.validate import (
     ValidationLimits,
     Verdict,
-    physical_ranges,
     validate_arrays,
+    verdict_from_json,
+    verdict_to_json,
 )
 from etl.state.domain import Batch, BatchStatus, RunStatus
 
@@ -75,7 +59,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_FILES = 2000
 """Files per Spark round: large enough to amortise a job's fixed costs (the driver keeps
-only each file's verdict, not its rows; executors cache the reduced rows, ~1/10 of raw)."""
+only each file's verdict, not its rows)."""
 PARTITION_BY = ("machine_uuid", "day")
 """The StateVectors table's partitions: the queries that follow read one machine's days."""
 FILES_PER_TASK = 100
@@ -126,40 +110,38 @@ def merge_windows(
     return merged
 
 
-def file_reducer(
+def file_checker(
     raw_url: str, s3: S3Config, limits: ValidationLimits, now_s: float
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The ``mapInPandas`` function that reads, validates and reduces raw files.
+    """The ``mapInPandas`` function that reads and validates raw files.
 
-    Input rows: ``batch_id``, ``machine_uuid``, ``key``; output: the rows of
-    :func:`etl.preprocess.reduce.reduce_batch` per file (validated by
-    :func:`etl.preprocess.validate.validate_arrays`). A file that is gone
-    is rejected like a broken one; an unreachable store fails the task (and
-    the run, which leaves the files pending for the next one).
+    Input rows: ``batch_id``, ``machine_uuid``, ``key``; output: ``batch_id`` and
+    the verdict as JSON. A file that is gone is rejected like a broken one; an
+    unreachable store fails the task (and the run, which leaves the files
+    pending for the next one).
     """
 
-    def validate_and_reduce(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def validate(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         store = open_store(raw_url, s3)
         for frame in frames:
-            out = []
-            for batch_id, machine_uuid, key in frame.itertuples(index=False):
+            verdicts = []
+            for machine_uuid, key in frame[["machine_uuid", "key"]].itertuples(index=False):
                 try:
                     data = store.get(key)
                 except FileNotFoundError:
                     verdict = Verdict(accepted=False, reason=f"file not found: {raw_url}/{key}")
-                    values = None
                 else:
-                    verdict, values = validate_arrays(
+                    verdict, _ = validate_arrays(
                         data, key=key, machine_uuid=machine_uuid, limits=limits, now_s=now_s
                     )
-                out.append(reduce_columns(int(batch_id), machine_uuid, verdict, values))
-            yield reduced_frame(out)
+                verdicts.append(verdict_to_json(verdict))
+            yield pd.DataFrame({"batch_id": frame["batch_id"], "verdict": verdicts})
 
-    return validate_and_reduce
+    return validate
 
 
-def reduce_files(ctx: Context, batches: list[Batch], now_s: float) -> DataFrame:
-    """Validated and reduced rows of these files, computed by Spark tasks (lazy)."""
+def check_files(ctx: Context, batches: list[Batch], now_s: float) -> dict[int, Verdict]:
+    """The verdict of each file, computed by Spark tasks (only verdicts reach the driver)."""
     spark = ctx.spark
     storage = ctx.config.storage
     tasks = min(
@@ -170,42 +152,38 @@ def reduce_files(ctx: Context, batches: list[Batch], now_s: float) -> DataFrame:
         [(b.id, b.machine_uuid, b.key) for b in batches],
         "batch_id long, machine_uuid string, key string",
     ).repartition(max(tasks, 1))
-    return keys.mapInPandas(
-        file_reducer(storage.raw_url, storage.s3, _limits(ctx), now_s), reduced_struct()
-    )
-
-
-def collect_verdicts(reduced: DataFrame) -> dict[int, Verdict]:
-    """The verdict of every file of reduced rows (the only rows that reach the driver)."""
-    from pyspark.sql import functions as F
-
-    rows = reduced.where(F.col("kind") == KIND_VERDICT).select("batch_id", "verdict").collect()
+    rows = keys.mapInPandas(
+        file_checker(storage.raw_url, storage.s3, _limits(ctx), now_s),
+        "batch_id long, verdict string",
+    ).collect()
     return {row.batch_id: verdict_from_json(row.verdict) for row in rows}
 
 
-def reduce_neighbours(ctx: Context, neighbours: list[Batch], now_s: float) -> DataFrame:
-    """Reduced rows of accepted files from earlier runs, cached (both inputs read them).
+def check_neighbours(ctx: Context, neighbours: list[Batch], now_s: float) -> None:
+    """Stop when an accepted file from an earlier run no longer validates.
 
-    Such a file was accepted once; if it no longer is (deleted from the raw store,
-    say), recomputing its seconds without it would silently drop data, so the run
-    stops with the file named and the operator's way out.
+    Its seconds are recomputed with it; without it (deleted from the raw store,
+    say) they would silently lose data, so the run stops with the file named
+    and the operator's way out.
 
     Raises:
         RuntimeError: when a neighbour no longer validates.
     """
-    reduced = reduce_files(ctx, neighbours, now_s).persist()
-    verdicts = collect_verdicts(reduced)  # also fills the cache
+    verdicts = check_files(ctx, neighbours, now_s)
     broken = [(b, verdicts.get(b.id)) for b in neighbours]
     broken = [(b, v) for b, v in broken if v is None or not v.accepted]
     if broken:
-        reduced.unpersist()
         batch, verdict = broken[0]
         why = verdict.reason if verdict is not None else "no verdict"
         raise RuntimeError(
             f"{len(broken)} accepted file(s) no longer usable, e.g. {batch.key}: {why}; "
             "restore them or send them back with `etl reprocess --key`"
         )
-    return reduced
+
+
+def raw_reader(raw_url: str, s3: S3Config) -> Callable[[str], bytes]:
+    """The bytes of a raw key (for Spark's Python workers: this factory pickles, a client not)."""
+    return open_store(raw_url, s3).get
 
 
 def _window_filter(windows: list[tuple[str, int, int]], margin_s: float, column: str) -> str:
@@ -248,113 +226,29 @@ def neighbour_batches(
     return list(found.values())
 
 
-def needs_deduplication(sources: list[Batch]) -> set[int]:
-    """Files whose samples may repeat in another file: their time ranges overlap.
-
-    Repeats inside one file are gone already (validation drops them); a file
-    without a known range counts as overlapping.
-    """
-    flagged = {b.id for b in sources if b.first_timestamp is None or b.last_timestamp is None}
-    by_machine: dict[str, list[Batch]] = defaultdict(list)
-    for batch in sources:
-        by_machine[batch.machine_uuid].append(batch)
-    for batches in by_machine.values():
-        batches.sort(key=lambda b: (b.first_timestamp or 0.0, b.id))
-        latest: Batch | None = None
-        for batch in batches:
-            first = batch.first_timestamp or 0.0
-            if latest is not None and first <= (latest.last_timestamp or 0.0):
-                flagged.update((latest.id, batch.id))
-            if latest is None or (batch.last_timestamp or 0.0) > (latest.last_timestamp or 0.0):
-                latest = batch
-    return flagged
-
-
-def read_samples(ctx: Context, sources: list[Batch], limits: ValidationLimits) -> DataFrame:
-    """The validated, de-duplicated samples of these raw files, read by Spark itself.
-
-    For files whose rows may repeat in another file: per-file partial
-    statistics would count a repeated sample twice. One scan per machine, its
-    id a literal column (far cheaper than parsing ``input_file_name()``).
-    """
-    from pyspark.sql import functions as F
-
-    groups: dict[str, list[str]] = defaultdict(list)
-    for batch in sources:
-        groups[batch.machine_uuid].append(batch.url)
-    scans = [
-        ctx.spark.read.schema(raw_schema())
-        .parquet(*sorted(urls))
-        .withColumn("machine_uuid", F.lit(machine))
-        for machine, urls in sorted(groups.items())
-    ]
-    return clean_samples(
-        reduce(lambda left, right: left.unionByName(right), scans),
-        ranges=physical_ranges(limits),
-        min_epoch_s=limits.min_valid_epoch_s,
-        max_epoch_s=time.time() + limits.max_future_s,
-        deduplicate=True,
-    )
-
-
-def window_inputs(
-    ctx: Context,
-    fresh: tuple[DataFrame, list[Batch], list[Batch]],
-    old: tuple[DataFrame | None, list[Batch]],
-    repeated: set[int],
-) -> DataFrame:
-    """GPS fixes and per-second IMU statistics of the new and neighbouring files.
-
-    Args:
-        ctx: the pipeline context.
-        fresh: the chunk's reduced rows (cached), its accepted, non-duplicate files
-            (with their validated ranges) and all its files.
-        old: the reduced rows of the neighbours that do not overlap another file
-            (:func:`reduce_neighbours`, None if there are none) and every neighbour.
-        repeated: files whose samples may repeat in another file
-            (:func:`needs_deduplication`): read raw and de-duplicated by Spark.
-
-    Returns:
-        Rows of :data:`etl.preprocess.spark.SLICE_INPUT`; a second's IMU statistics
-        may come in parts (one per file), never counting a sample twice.
-    """
-    from pyspark.sql import functions as F
-
-    parts: list[DataFrame] = []
-    fresh_rows, fresh_batches, chunk = fresh
-    fresh_ids = {b.id for b in fresh_batches if b.id not in repeated}
-    if fresh_ids:
-        # name the few files left out (duplicates, overlapping, rejected ones: the
-        # latter have a verdict row only), not the many kept: a literal costs a
-        # py4j call, ~0.7 ms each, a second per thousand files
-        left_out = sorted(b.id for b in chunk if b.id not in fresh_ids)
-        parts.append(
-            fresh_rows.where(~F.col("batch_id").isin(left_out)) if left_out else fresh_rows
-        )
-    old_rows, old_batches = old
-    if old_rows is not None:
-        parts.append(old_rows)
-    inputs = [part.where(F.col("kind") != KIND_VERDICT).select(*SLICE_INPUT) for part in parts]
-    raw = [b for b in (*fresh_batches, *old_batches) if b.id in repeated]
-    if raw:
-        samples = read_samples(ctx, raw, _limits(ctx))
-        inputs.append(as_slice_input(gps_fixes(samples), imu_second_stats_spark(samples)))
-    return reduce(lambda left, right: left.unionByName(right), inputs)
-
-
 def recompute_statevectors(
-    rows: DataFrame,
+    ctx: Context,
+    sources: list[Batch],
     windows: list[tuple[str, int, int]],
-    *,
-    max_gap_s: float,
-    params: DenoiseParams,
+    now_s: float,
 ) -> DataFrame:
-    """StateVectors of the windows (with a ``day`` partition column)."""
+    """StateVectors of the windows from these accepted files (with a ``day`` column)."""
     from pyspark.sql import functions as F
 
-    vectors = statevectors_by_slice(
-        rows,
+    params = _denoise_params(ctx)
+    max_gap_s = ctx.config.preprocess.max_gap_s
+    storage = ctx.config.storage
+    vectors = statevectors_from_files(
+        ctx.spark,
+        [
+            (b.machine_uuid, b.id, b.key, float(b.first_timestamp), float(b.last_timestamp))
+            for b in sources
+            if b.first_timestamp is not None and b.last_timestamp is not None
+        ],
         windows,
+        read=partial(raw_reader, storage.raw_url, storage.s3),
+        limits=_limits(ctx),
+        now_s=now_s,
         max_gap_s=max_gap_s,
         params=params,
         context_s=context_seconds(max_gap_s, params),
@@ -487,56 +381,41 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
 
     now_s = time.time()
     url = statevectors_url(ctx.config.output_url)
-    reduced = reduce_files(ctx, batches, now_s).persist()
-    cached = [reduced]
     # Delta's set-up overlaps with validation, which keeps the cores busy in Python
     warmup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-warmup")
     table = warmup.submit(prepare_table, ctx.spark, url, statevectors_table_struct(), PARTITION_BY)
     warmup.shutdown(wait=False)
-    try:
-        verdicts = collect_verdicts(reduced)
-        checked = [Checked(b, verdicts[b.id]) for b in batches]
-        unique, duplicate_of = _split_duplicates(ctx, checked)
-        lap("validate_s")
-        version = None
-        rows = written = 0
-        if unique:
-            params = _denoise_params(ctx)
-            max_gap_s = ctx.config.preprocess.max_gap_s
-            context = context_seconds(max_gap_s, params)
-            fresh = [_as_validated(i) for i in unique]
-            windows = merge_windows(
-                [
-                    (b.machine_uuid, float(b.first_timestamp), float(b.last_timestamp))
-                    for b in fresh
-                ],
-                context,
-            )
-            in_chunk = {b.id for b in batches}
-            neighbours = [
-                b for b in neighbour_batches(ctx, windows, context + 1) if b.id not in in_chunk
-            ]
-            repeated = needs_deduplication([*fresh, *neighbours])
-            reducible = [b for b in neighbours if b.id not in repeated]
-            old_rows = reduce_neighbours(ctx, reducible, now_s) if reducible else None
-            if old_rows is not None:
-                cached.append(old_rows)
-            inputs = window_inputs(ctx, (reduced, fresh, batches), (old_rows, neighbours), repeated)
-            vectors = recompute_statevectors(inputs, windows, max_gap_s=max_gap_s, params=params)
-            lap("plan_s")
-            table.result()  # raises what the set-up raised
-            version, written = write_statevectors(
-                vectors,
-                url,
-                windows,
-                txn_app_id=f"{ctx.config.pipeline.name}-preprocess",
-                txn_version=run_id * 100_000 + chunk,
-            )
-            lap("statevectors_s")
-            rows = sum(int(i.verdict.quality.get("rows", 0)) for i in unique)
-    finally:
-        for frame in cached:
-            frame.unpersist()
+    verdicts = check_files(ctx, batches, now_s)
+    checked = [Checked(b, verdicts[b.id]) for b in batches]
+    unique, duplicate_of = _split_duplicates(ctx, checked)
+    lap("validate_s")
+    version = None
+    rows = written = 0
+    if unique:
+        context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+        fresh = [_as_validated(i) for i in unique]
+        windows = merge_windows(
+            [(b.machine_uuid, float(b.first_timestamp), float(b.last_timestamp)) for b in fresh],
+            context,
+        )
+        in_chunk = {b.id for b in batches}
+        neighbours = [
+            b for b in neighbour_batches(ctx, windows, context + 1) if b.id not in in_chunk
+        ]
+        if neighbours:
+            check_neighbours(ctx, neighbours, now_s)
+        vectors = recompute_statevectors(ctx, [*fresh, *neighbours], windows, now_s)
+        lap("plan_s")
+        table.result()  # raises what the set-up raised
+        version, written = write_statevectors(
+            vectors,
+            url,
+            windows,
+            txn_app_id=f"{ctx.config.pipeline.name}-preprocess",
+            txn_version=run_id * 100_000 + chunk,
+        )
+        lap("statevectors_s")
+        rows = sum(int(i.verdict.quality.get("rows", 0)) for i in unique)
     _record(ctx, checked, duplicate_of, version, run_id)
     lap("record_s")
     reasons = Counter(

@@ -7,27 +7,21 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from etl.io.delta import is_empty, prepare_table, replace_where
-from etl.preprocess import DenoiseParams
-from etl.preprocess.spark import as_slice_input, gps_fixes, imu_second_stats_spark
-from etl.steps.preprocess import PARTITION_BY, recompute_statevectors, statevectors_table_struct
-from tests.spark.test_statevectors_spark import T0, UUID, raw_samples
+from etl.io.delta import is_empty, prepare_table, replace_where, utc_day
+from etl.preprocess import STATEVECTOR_COLUMNS
+from etl.steps.preprocess import PARTITION_BY, statevectors_table_struct
+from tests.unit.test_preprocess_files import T0, UUID, raw_samples, reference
 
 
 def test_prepared_table_takes_the_first_write_as_an_append(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     url = f"file://{tmp_path}/statevectors"
-    sdf = spark.createDataFrame(raw_samples(seconds=120, gap=(200, 210)))
-    windows = [(UUID, T0 - 50, T0 + 200)]
-    vectors = recompute_statevectors(
-        as_slice_input(gps_fixes(sdf), imu_second_stats_spark(sdf)),
-        windows,
-        max_gap_s=10.0,
-        params=DenoiseParams(),
-    ).persist()
-    # what the background set-up creates is what the write writes
-    assert vectors.schema == statevectors_table_struct()
+    frame = reference(raw_samples(seconds=120, gap=(200, 210)))
+    frame["day"] = [utc_day(ts) for ts in frame["ts"]]
+    vectors = spark.createDataFrame(frame, statevectors_table_struct()).persist()
+    # what the background set-up creates is what the step writes
+    assert list(statevectors_table_struct().fieldNames()) == [*STATEVECTOR_COLUMNS, "day"]
 
     prepare_table(spark, url, statevectors_table_struct(), PARTITION_BY)
     prepare_table(spark, url, statevectors_table_struct(), PARTITION_BY)  # exists: no commit

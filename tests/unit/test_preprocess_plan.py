@@ -1,43 +1,9 @@
-"""Planning of a preprocess chunk: windows to recompute, files that need de-duplication."""
+"""Planning of a preprocess chunk: windows to recompute, which group reads which file."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from etl.state.domain import Batch, BatchSource, BatchStatus
-from etl.steps.preprocess import merge_windows, needs_deduplication
-
-NOW = datetime(2026, 1, 5, tzinfo=UTC)
-
-
-def batch(id_: int, machine: str, first: float, last: float, duplicates: int = 0) -> Batch:
-    return Batch(
-        id=id_,
-        pipeline="p",
-        machine_uuid=machine,
-        key=f"{machine}/{int(first * 1000)}.parquet",
-        url="file:///x",
-        source=BatchSource.LISTING,
-        status=BatchStatus.PREPROCESSED,
-        first_timestamp=first,
-        last_timestamp=last,
-        rows=1,
-        size_bytes=1,
-        etag=None,
-        content_hash=None,
-        reason=None,
-        warnings=(),
-        quality={"duplicates_dropped": duplicates},
-        duplicate_of=None,
-        kafka_partition=None,
-        kafka_offset=None,
-        announced_at=None,
-        discovered_at=NOW,
-        updated_at=NOW,
-        delta_version=None,
-        run_id=None,
-        attempts=0,
-    )
+from etl.preprocess.spark import plan_groups
+from etl.steps.preprocess import merge_windows
 
 
 def test_windows_widen_by_context_and_merge_per_machine() -> None:
@@ -49,14 +15,31 @@ def test_windows_widen_by_context_and_merge_per_machine() -> None:
     ]
 
 
-def test_only_overlapping_files_are_deduplicated() -> None:
+def test_groups_read_the_files_within_reach_of_their_part_of_the_windows() -> None:
     sources = [
-        batch(1, "a", 0, 599.9),
-        batch(2, "a", 600, 1199.9),
-        batch(3, "a", 1190, 1799.9),  # overlaps 2
-        batch(4, "a", 1800, 2399.9, duplicates=3),  # repeats inside: validation dropped them
-        batch(5, "b", 0, 599.9),
-        batch(6, "b", 100, 200),  # inside 5
-        batch(7, "b", 650, 700),  # after 5, not overlapping
+        ("a", 1, "a/1", 0.0, 599.9),
+        ("a", 2, "a/2", 600.0, 1199.9),
+        ("a", 3, "a/3", 1200.0, 1799.9),
+        ("a", 4, "a/4", 5000.0, 5599.0),
+        ("b", 5, "b/5", 0.0, 599.9),  # no window of b
     ]
-    assert needs_deduplication(sources) == {2, 3, 5, 6}
+    windows = [("a", 500, 1300), ("a", 4990, 5610)]
+    machines, parts, work = plan_groups(sources, windows, reach_s=32, slice_s=1000)
+    assert machines == ["a"]
+    # a window is cut at the slices' bounds; the parts of one slice stay together
+    assert parts == {
+        (0, 0): [(500, 1000)],
+        (0, 1): [(1000, 1300)],
+        (0, 4): [(4990, 5000)],
+        (0, 5): [(5000, 5610)],
+    }
+    reads = {}
+    for machine, piece, batch_id, key, first in work:
+        reads.setdefault(piece, []).append(batch_id)
+        assert (machine, key, first) == (0, f"a/{batch_id}", sources[batch_id - 1][3])
+    # slice 0 computes 500..1000: files 1 and 2, not 3 (1200 is beyond 1000 + 32)
+    assert reads == {0: [1, 2], 1: [2, 3], 4: [4], 5: [4]}
+
+
+def test_no_windows_no_work() -> None:
+    assert plan_groups([("a", 1, "a/1", 0.0, 9.0)], [], reach_s=32) == ([], {}, [])

@@ -11,7 +11,6 @@ from etl.preprocess import (
     STATEVECTOR_DTYPES,
     covered_seconds,
     imu_second_stats,
-    imu_seconds_struct,
     statevector_struct,
 )
 from etl.preprocess.denoise import DenoiseParams, find_outliers, local_fit, wrap_degrees
@@ -86,7 +85,6 @@ def test_statevector_struct_matches_the_pandas_dtypes() -> None:
     assert kinds["latitude"] == "double" and kinds["acc_z_std"] == "double"
     assert kinds["gps_filled"] == "boolean" and kinds["imu_samples"] == "int"
     assert not struct["ts"].nullable and struct["latitude"].nullable
-    assert imu_seconds_struct().fieldNames() == list(IMU_SECONDS_COLUMNS)
 
 
 def test_local_fit_reproduces_quadratics_and_their_slopes() -> None:
