@@ -19,6 +19,15 @@ def jars_dir(kind: str) -> Path:
     return (Path(base) if base else REPO_ROOT / "jars") / kind
 
 
+def class_archive_file() -> Path:
+    """The JVM class-data archive local sessions map; ETL_CLASS_ARCHIVE overrides.
+
+    ``make setup`` writes it (``scripts/class_archive.py``).
+    """
+    override = os.environ.get("ETL_CLASS_ARCHIVE")
+    return Path(override) if override else REPO_ROOT / "jars" / "spark-classes.jsa"
+
+
 def spark_defaults_file() -> Path:
     """The spark-defaults.conf the session factory reads; ETL_SPARK_DEFAULTS overrides."""
     override = os.environ.get("ETL_SPARK_DEFAULTS")

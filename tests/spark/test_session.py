@@ -10,6 +10,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
+from etl.paths import class_archive_file
+
 SCHEMA = StructType(
     [
         StructField("machine_uuid", StringType(), False),
@@ -30,6 +32,10 @@ def test_session_has_what_correctness_needs(spark: SparkSession) -> None:
     # local[2]: the jars are on the shared JVM's class path, not shipped
     assert "delta-spark_4.2_2.13-4.4.0.jar" in spark.conf.get("spark.driver.extraClassPath")
     assert not spark.conf.get("spark.jars", "")
+    # and its JVM mapped the class archive make setup wrote
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    archive = f"-XX:SharedArchiveFile={class_archive_file()}"
+    assert class_archive_file().exists() and archive in list(runtime.getInputArguments())
     assert spark.version == "4.2.0"
     epoch = spark.range(1).select(F.from_unixtime(F.lit(0)).alias("t")).first()
     assert epoch is not None and epoch["t"] == "1970-01-01 00:00:00"

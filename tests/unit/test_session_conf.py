@@ -8,6 +8,7 @@ import pytest
 
 from etl.config import S3Config
 from etl.session import (
+    CLASS_ARCHIVE_OPTIONS,
     SparkSetupError,
     configure,
     pinned_jars,
@@ -35,6 +36,22 @@ def test_local_master_puts_jars_on_the_class_path() -> None:
     assert "spark.jars" not in conf
 
 
+def test_local_sessions_map_the_class_archive_when_setup_wrote_one(tmp_path: Path) -> None:
+    defaults = tmp_path / "spark-defaults.conf"
+    defaults.write_text("spark.driver.extraJavaOptions -Duser.timezone=UTC\n")
+    archive = tmp_path / "classes.jsa"
+    missing = session_conf(defaults=defaults, jars=[], local=True, archive=archive)
+    assert missing["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
+    archive.write_bytes(b"")
+    local = session_conf(defaults=defaults, jars=[], local=True, archive=archive)
+    assert local["spark.driver.extraJavaOptions"] == (
+        f"-Duser.timezone=UTC {CLASS_ARCHIVE_OPTIONS}{archive}"
+    )
+    # a cluster's JVMs have other class paths: no archive
+    cluster = session_conf(defaults=defaults, jars=[], local=False, archive=archive)
+    assert cluster["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
+
+
 def test_s3a_endpoint_settings() -> None:
     conf = session_conf(
         s3=S3Config(endpoint_url="http://127.0.0.1:9000", region="eu-west-1"),
@@ -58,7 +75,8 @@ def test_repository_defaults_file_parses() -> None:
     from etl.paths import spark_defaults_file
 
     conf = read_spark_defaults(spark_defaults_file())
-    assert conf["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
+    assert conf["spark.driver.extraJavaOptions"].startswith("-Duser.timezone=UTC -XX:Tier4")
+    assert conf["spark.executor.extraJavaOptions"] == "-Duser.timezone=UTC"
 
 
 def test_pinned_jars_come_from_maven_folder(tmp_path: Path) -> None:
