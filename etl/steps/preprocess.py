@@ -407,6 +407,7 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
         vectors = recompute_statevectors(ctx, [*fresh, *neighbours], windows, now_s)
         lap("plan_s")
         table.result()  # raises what the set-up raised
+        lap("delta_setup_wait_s")
         version, written = write_statevectors(
             vectors,
             url,
