@@ -214,10 +214,41 @@ def _load_table(data: bytes, quality: dict[str, Any]) -> pa.Table | str:
     return table.select(list(SAMPLE_COLUMNS))
 
 
-def _load(data: bytes, quality: dict[str, Any]) -> pd.DataFrame | str:
-    """The used columns as float64, or the reason the file cannot be used."""
+@dataclass(frozen=True)
+class _Opened:
+    """A readable file of the right machine: what both validators start from."""
+
+    limits: ValidationLimits
+    now_s: float
+    quality: dict[str, Any]
+    key_first_s: float
+    table: pa.Table
+
+
+def _open(
+    data: bytes,
+    key: str,
+    machine_uuid: str,
+    limits: ValidationLimits | None,
+    now_s: float | None,
+) -> _Opened | Verdict:
+    """The file's used columns and the report's first figures, or its rejection."""
+    quality: dict[str, Any] = {"bytes": len(data), "sha256": content_hash(data)}
+    parsed_key = parse_key(key)
+    if parsed_key is None or parsed_key[0] != machine_uuid:
+        return _reject(
+            f"key {key!r} does not match {{machine_uuid}}/{{first_ts_ms}}.parquet", quality
+        )
     table = _load_table(data, quality)
-    return table if isinstance(table, str) else table.to_pandas().astype("float64")
+    if isinstance(table, str):
+        return _reject(table, quality)
+    return _Opened(
+        limits=limits or ValidationLimits(),
+        now_s=now_s if now_s is not None else datetime.now(UTC).timestamp(),
+        quality=quality,
+        key_first_s=parsed_key[1] / 1000.0,
+        table=table,
+    )
 
 
 def _rate_warnings(quality: dict[str, Any], key_first_s: float) -> list[str]:
@@ -237,6 +268,49 @@ def _rate_warnings(quality: dict[str, Any], key_first_s: float) -> list[str]:
 
 def _rate(count: int, duration_s: float) -> float:
     return count / duration_s if duration_s > 0 else float(count)
+
+
+def _finish(
+    quality: dict[str, Any],
+    warnings: list[str],
+    *,
+    times: tuple[float, float, float],
+    counts: tuple[int, int, int, int],
+    repairs: tuple[int, int, int],
+) -> Verdict:
+    """The quality report's figures and the verdict, once a file's rows are clean.
+
+    Args:
+        quality: the report so far (bytes, hash, rows in); completed here.
+        warnings: the repairs' warnings; the rate and key warnings are added.
+        times: first and last sample time, and the time the key names.
+        counts: clean rows, rows with a GPS reading, rows with an IMU reading, GPS jumps.
+        repairs: duplicate rows dropped, rows out of order, readings blanked.
+    """
+    first, last, key_first_s = times
+    rows, gps_rows, imu_rows, jumps = counts
+    dropped, out_of_order, blanked = repairs
+    duration = max(last - first, 0.0)
+    quality.update(
+        first_timestamp=first,
+        last_timestamp=last,
+        duration_s=duration,
+        rows=rows,
+        gps_rows=gps_rows,
+        imu_rows=imu_rows,
+        gps_rate_hz=round(_rate(gps_rows, duration), 4),
+        imu_rate_hz=round(_rate(imu_rows, duration), 4),
+        gps_jumps=jumps,
+        duplicates_dropped=dropped,
+        out_of_order=out_of_order,
+        out_of_range=blanked,
+        key_offset_s=round(first - key_first_s, 3),
+    )
+    if not gps_rows and not imu_rows:
+        return _reject("no usable GPS or IMU samples", quality)
+    return Verdict(
+        accepted=True, warnings=warnings + _rate_warnings(quality, key_first_s), quality=quality
+    )
 
 
 def validate_batch(
@@ -259,20 +333,14 @@ def validate_batch(
     Returns:
         The verdict: accepted with clean samples and warnings, or rejected with a reason.
     """
-    limits = limits or ValidationLimits()
-    now_s = now_s if now_s is not None else datetime.now(UTC).timestamp()
-    quality: dict[str, Any] = {"bytes": len(data), "sha256": content_hash(data)}
-    parsed_key = parse_key(key)
-    if parsed_key is None or parsed_key[0] != machine_uuid:
-        return _reject(
-            f"key {key!r} does not match {{machine_uuid}}/{{first_ts_ms}}.parquet", quality
-        )
-    frame = _load(data, quality)
-    if isinstance(frame, str):
-        return _reject(frame, quality)
+    opened = _open(data, key, machine_uuid, limits, now_s)
+    if isinstance(opened, Verdict):
+        return opened
+    limits, quality = opened.limits, opened.quality
+    frame = opened.table.to_pandas().astype("float64")
 
     warnings: list[str] = []
-    plausible, reason = _clock_check(frame["timestamp"], limits, now_s)
+    plausible, reason = _clock_check(frame["timestamp"], limits, opened.now_s)
     if reason is not None:
         return _reject(reason, quality)
     if not plausible.all():
@@ -291,33 +359,25 @@ def validate_batch(
 
     gps = frame.loc[frame[list(GPS_COLUMNS)].notna().any(axis=1)]
     imu = frame.loc[frame[list(ACC_COLUMNS)].notna().any(axis=1)]
-    first, last = float(frame["timestamp"].iloc[0]), float(frame["timestamp"].iloc[-1])
-    duration = max(last - first, 0.0)
-    key_first_s = parsed_key[1] / 1000.0
-    quality.update(
-        first_timestamp=first,
-        last_timestamp=last,
-        duration_s=duration,
-        rows=len(frame),
-        gps_rows=len(gps),
-        imu_rows=len(imu),
-        gps_rate_hz=round(_rate(len(gps), duration), 4),
-        imu_rate_hz=round(_rate(len(imu), duration), 4),
-        gps_jumps=_gps_jumps(gps.dropna(subset=["latitude", "longitude"]), limits),
-        duplicates_dropped=dropped,
-        out_of_order=out_of_order,
-        out_of_range=blanked,
-        key_offset_s=round(first - key_first_s, 3),
+    verdict = _finish(
+        quality,
+        warnings,
+        times=(
+            float(frame["timestamp"].iloc[0]),
+            float(frame["timestamp"].iloc[-1]),
+            opened.key_first_s,
+        ),
+        counts=(
+            len(frame),
+            len(gps),
+            len(imu),
+            _gps_jumps(gps.dropna(subset=["latitude", "longitude"]), limits),
+        ),
+        repairs=(dropped, out_of_order, blanked),
     )
-    if gps.empty and imu.empty:
-        return _reject("no usable GPS or IMU samples", quality)
-    warnings += _rate_warnings(quality, key_first_s)
-    return Verdict(
-        accepted=True,
-        warnings=warnings,
-        quality=quality,
-        samples=frame.reset_index(drop=True),
-    )
+    if verdict.accepted:
+        verdict.samples = frame.reset_index(drop=True)
+    return verdict
 
 
 def validate_arrays(
@@ -341,28 +401,21 @@ def validate_arrays(
         as a float64 ``(rows, 9)`` array in :data:`SAMPLE_COLUMNS` order, sorted by
         time (stable), without duplicate rows, out-of-range readings NaN.
     """
-    limits = limits or ValidationLimits()
-    now_s = now_s if now_s is not None else datetime.now(UTC).timestamp()
-    quality: dict[str, Any] = {"bytes": len(data), "sha256": content_hash(data)}
-    parsed_key = parse_key(key)
-    if parsed_key is None or parsed_key[0] != machine_uuid:
-        return _reject(
-            f"key {key!r} does not match {{machine_uuid}}/{{first_ts_ms}}.parquet", quality
-        ), None
-    table = _load_table(data, quality)
-    if isinstance(table, str):
-        return _reject(table, quality), None
+    opened = _open(data, key, machine_uuid, limits, now_s)
+    if isinstance(opened, Verdict):
+        return opened, None
+    limits, quality = opened.limits, opened.quality
     values = np.column_stack(
         [
             column.cast(pa.float64()).to_numpy()
-            for column in (table.column(name) for name in SAMPLE_COLUMNS)
+            for column in (opened.table.column(name) for name in SAMPLE_COLUMNS)
         ]
     )
 
     warnings: list[str] = []
     ts = values[:, 0]
     low = ts < limits.min_valid_epoch_s
-    high = ts > now_s + limits.max_future_s
+    high = ts > opened.now_s + limits.max_future_s
     bad = low | high | np.isnan(ts)
     if bad.mean() > MAX_BAD_CLOCK_SHARE:
         if low.mean() >= high.mean():
@@ -397,30 +450,20 @@ def validate_arrays(
     gps_cols = slice(1, 1 + len(GPS_COLUMNS))
     is_gps = present[:, gps_cols].any(axis=1)
     is_imu = present[:, 1 + len(GPS_COLUMNS) :].any(axis=1)
-    gps_rows, imu_rows = int(is_gps.sum()), int(is_imu.sum())
-    first, last = float(values[0, 0]), float(values[-1, 0])
-    duration = max(last - first, 0.0)
-    key_first_s = parsed_key[1] / 1000.0
     located = values[is_gps & present[:, 1] & present[:, 2]]
-    quality.update(
-        first_timestamp=first,
-        last_timestamp=last,
-        duration_s=duration,
-        rows=len(values),
-        gps_rows=gps_rows,
-        imu_rows=imu_rows,
-        gps_rate_hz=round(_rate(gps_rows, duration), 4),
-        imu_rate_hz=round(_rate(imu_rows, duration), 4),
-        gps_jumps=_jump_count(located[:, 1], located[:, 2], located[:, 0], limits=limits),
-        duplicates_dropped=dropped,
-        out_of_order=out_of_order,
-        out_of_range=blanked,
-        key_offset_s=round(first - key_first_s, 3),
+    verdict = _finish(
+        quality,
+        warnings,
+        times=(float(values[0, 0]), float(values[-1, 0]), opened.key_first_s),
+        counts=(
+            len(values),
+            int(is_gps.sum()),
+            int(is_imu.sum()),
+            _jump_count(located[:, 1], located[:, 2], located[:, 0], limits=limits),
+        ),
+        repairs=(dropped, out_of_order, blanked),
     )
-    if not gps_rows and not imu_rows:
-        return _reject("no usable GPS or IMU samples", quality), None
-    warnings += _rate_warnings(quality, key_first_s)
-    return Verdict(accepted=True, warnings=warnings, quality=quality), values
+    return verdict, (values if verdict.accepted else None)
 
 
 def _range_columns(limits: ValidationLimits) -> list[tuple[int, tuple[float, float]]]:
