@@ -70,6 +70,10 @@ def plan_groups(
         The machines (a group names its machine by index), each group's parts of the
         windows keyed by ``(machine index, slice)``, and the rows of
         :data:`WORK_SCHEMA`: one per group and file within ``reach_s`` of its parts.
+
+    Each group looks at every file of its machine: a preprocess chunk holds at most
+    :data:`etl.steps.preprocess.CHUNK_FILES` new files (two weeks of one machine), so
+    that stays in the hundred thousands of comparisons.
     """
     machines = sorted({machine for machine, _, _ in windows})
     index = {machine: i for i, machine in enumerate(machines)}
