@@ -88,8 +88,8 @@ def session_conf(
     every test session on the 2-core machines. It also maps the JVM class-data
     archive ``archive`` (default :func:`etl.paths.class_archive_file`) when
     ``make setup`` wrote one: Spark's, Delta's and Arrow's classes then load
-    already parsed and verified (a session's start and first job: ~7 s instead
-    of ~12.5 s, measured side by side). A JVM whose class path does not match
+    already parsed and verified (a session's start and first job: ~6 s instead
+    of ~11 s, measured side by side). A JVM whose class path does not match
     the archive ignores it.
     """
     defaults = defaults or spark_defaults_file()
@@ -137,6 +137,7 @@ def configure(
     defaults: Path | None = None,
     jars: list[str] | None = None,
     local: bool = False,
+    archive: Path | None = None,
 ) -> SparkSession.Builder:
     """Add our settings to a builder and return it (callers may add more after).
 
@@ -145,7 +146,7 @@ def configure(
     spark-submit, what its command line set wins: the factory only fills in the
     rest, and does not look for ``jars/`` when ``--jars`` shipped them or when
     :data:`JARS_ON_CLASSPATH` says the image has them. ``local``: the master is
-    ``local[...]`` (see :func:`session_conf`).
+    ``local[...]`` (see :func:`session_conf`, also for ``archive``).
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -153,7 +154,8 @@ def configure(
     if jars is None and ("spark.jars" in submitted or os.environ.get(JARS_ON_CLASSPATH)):
         jars = []  # shipped by spark-submit, or in $SPARK_HOME/jars (the image)
     local = local and not submitted  # a running JVM's class path cannot change
-    for key, value in session_conf(s3=s3, defaults=defaults, jars=jars, local=local).items():
+    conf = session_conf(s3=s3, defaults=defaults, jars=jars, local=local, archive=archive)
+    for key, value in conf.items():
         if key not in submitted:
             builder = builder.config(key, value)
     return builder

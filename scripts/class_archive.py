@@ -14,7 +14,6 @@ Usage: python scripts/class_archive.py [PATH]   (default: etl.paths.class_archiv
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from etl.paths import class_archive_file
-from etl.session import session_conf
+from etl.session import configure, session_conf
 
 
 def exercise(spark: SparkSession, folder: Path) -> None:
@@ -44,17 +43,13 @@ def main(path: Path) -> None:
     """Run :func:`exercise` in a JVM that archives its classes to ``path`` at exit."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # as etl.session.configure
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    conf = session_conf(local=True, archive=Path("/nonexistent"))
-    options = conf.get("spark.driver.extraJavaOptions", "")
-    conf["spark.driver.extraJavaOptions"] = (
-        f"{options} -Xlog:cds*=off -XX:ArchiveClassesAtExit={path}"
-    )
-    builder = SparkSession.builder.master("local[2]").appName("class-archive")
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    none = Path("/nonexistent")  # the session every local run gets, without an archive
+    builder = configure(SparkSession.builder.master("local[2]"), local=True, archive=none)
+    options = session_conf(local=True, archive=none).get("spark.driver.extraJavaOptions", "")
+    spark = builder.config(
+        "spark.driver.extraJavaOptions",
+        f"{options} -Xlog:cds*=off -XX:ArchiveClassesAtExit={path}",
+    ).getOrCreate()
     with tempfile.TemporaryDirectory() as folder:
         exercise(spark, Path(folder))
     jvm, process = spark.sparkContext._jvm, SparkContext._gateway.proc

@@ -19,7 +19,8 @@ machine-days, the JVM spent 108 s of CPU there against 57 s with this plan
 10 Hz rows are decoded in Python anyway, for validation, and a numpy aggregate
 over them there costs less than shipping them to the JVM.
 
-Frames in, frames out: no storage, no ``collect``.
+No ``collect``: the groups read raw files through the reader they are given and
+return frames; writing them is the caller's.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def statevectors_from_files(
         context_s: the resampler's reach (:func:`etl.preprocess.context_seconds`).
         slice_s: seconds per group.
     """
-    from etl.preprocess.files import empty_statevectors, statevectors_of_files
+    from etl.preprocess.files import statevectors_of_files
 
     machines, parts, work = plan_groups(sources, windows, reach_s=context_s + 1, slice_s=slice_s)
     if not work:
@@ -141,13 +142,10 @@ def statevectors_from_files(
         if not reader:
             reader.append(read())
         machine_index, piece = int(frame["machine"].iat[0]), int(frame["slice"].iat[0])
-        spans = parts.get((machine_index, piece))
-        if not spans:
-            return empty_statevectors()
         ordered = frame.sort_values(["first", "batch_id"])
         return statevectors_of_files(
             [(key, reader[0](key)) for key in ordered["key"]],
-            spans,
+            parts[(machine_index, piece)],  # a work row exists only for a planned group
             machine_uuid=machines[machine_index],
             limits=limits,
             now_s=now_s,

@@ -122,12 +122,12 @@ def file_checker(
     """
 
     def validate(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        store = open_store(raw_url, s3)
+        read = raw_reader(raw_url, s3)
         for frame in frames:
             verdicts = []
             for machine_uuid, key in frame[["machine_uuid", "key"]].itertuples(index=False):
                 try:
-                    data = store.get(key)
+                    data = read(key)
                 except FileNotFoundError:
                     verdict = Verdict(accepted=False, reason=f"file not found: {raw_url}/{key}")
                 else:
@@ -186,17 +186,14 @@ def raw_reader(raw_url: str, s3: S3Config) -> Callable[[str], bytes]:
     return open_store(raw_url, s3).get
 
 
-def _window_filter(windows: list[tuple[str, int, int]], margin_s: float, column: str) -> str:
-    """SQL filter of the rows within ``margin_s`` of the windows (with day pruning)."""
-    clauses = []
-    for machine, ts_from, ts_to in windows:
-        low, high = ts_from - margin_s, ts_to + margin_s
-        clauses.append(
-            f"(machine_uuid = {quote(machine)}"
-            f" AND day >= '{utc_day(low)}' AND day <= '{utc_day(high)}'"
-            f" AND {column} >= {low} AND {column} < {high})"
-        )
-    return " OR ".join(clauses)
+def _window_filter(windows: list[tuple[str, int, int]]) -> str:
+    """SQL filter of the StateVector rows of the windows (with day pruning)."""
+    return " OR ".join(
+        f"(machine_uuid = {quote(machine)}"
+        f" AND day >= '{utc_day(ts_from)}' AND day <= '{utc_day(ts_to)}'"
+        f" AND ts >= {ts_from} AND ts < {ts_to})"
+        for machine, ts_from, ts_to in windows
+    )
 
 
 def neighbour_batches(
@@ -281,7 +278,7 @@ def write_statevectors(
     return replace_where(
         vectors,
         url,
-        _window_filter(windows, 0, "ts"),
+        _window_filter(windows),
         partition_by=PARTITION_BY,
         txn_app_id=txn_app_id,
         txn_version=txn_version,
