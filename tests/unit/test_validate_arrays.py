@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from etl.preprocess.validate import RUN_COMPARED, _distinct_by_sort, distinct_rows
 from etl.simulate import FaultRates, SimulationSettings, simulate_machine
 from etl.simulate.faults import InjectedFault
 from tests.unit.test_validate import NOW, assert_same_verdicts, key_for, raw_frame, to_bytes
@@ -106,3 +107,29 @@ def test_every_simulated_fault_gets_the_reference_verdict(faulty_files) -> None:
     assert {"rows_shuffled", "rows_duplicated"} <= injected
     assert sum(n for kind, n in outcomes.items() if kind.startswith("rejected")) >= 4
     assert outcomes["duplicate rows dropp"] and outcomes["rows out of order (s"]
+
+
+@st.composite
+def runs_of_rows(draw: st.DrawFn) -> np.ndarray:
+    """Rows of a few distinct times in shuffled runs up to 12 long, many of them repeats."""
+    times = draw(st.lists(st.sampled_from([1.0, 2.0, 2.5, 7.0]), min_size=1, max_size=40))
+    readings = st.lists(READINGS, min_size=2, max_size=2)
+    palette = draw(st.lists(readings, min_size=1, max_size=3))  # few values: many repeats
+    rows = [[t, *draw(st.sampled_from(palette))] for t in times]
+    return np.array(rows, dtype=np.float64)
+
+
+@given(values=runs_of_rows())
+@settings(max_examples=200, deadline=None)
+def test_distinct_rows_is_pandas_drop_duplicates_then_stable_sort(values: np.ndarray) -> None:
+    frame = pd.DataFrame(values, columns=["timestamp", "a", "b"])
+    expected = frame.drop_duplicates().sort_values("timestamp", kind="stable").to_numpy()
+    np.testing.assert_array_equal(distinct_rows(values), expected)
+    np.testing.assert_array_equal(_distinct_by_sort(values), expected)
+
+
+def test_runs_longer_than_compared_take_the_sort() -> None:
+    """A stuck clock: one time for 20 rows, three distinct readings among them."""
+    values = np.column_stack([np.full(20, 5.0), np.arange(20) % 3, np.zeros(20)])
+    kept = distinct_rows(values)
+    assert len(values) > RUN_COMPARED and kept.tolist() == [[5.0, 0, 0], [5.0, 1, 0], [5.0, 2, 0]]
