@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
@@ -11,6 +12,18 @@ from etl.io.delta import is_empty, prepare_table, replace_where, utc_day
 from etl.preprocess import STATEVECTOR_COLUMNS
 from etl.steps.preprocess import PARTITION_BY, statevectors_table_struct
 from tests.unit.test_preprocess_files import T0, UUID, raw_samples, reference
+
+
+def assert_files_are_lean(folder: Path) -> None:
+    """spark-defaults.conf reaches the writer: no partition values, no dictionaries in files."""
+    files = sorted(folder.glob("machine_uuid=*/day=*/*.parquet"))
+    assert files
+    for path in files:
+        metadata = pq.ParquetFile(path).metadata
+        assert not {"machine_uuid", "day"} & set(metadata.schema.names)
+        group = metadata.row_group(0)
+        encodings = {e for i in range(group.num_columns) for e in group.column(i).encodings}
+        assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & encodings, path
 
 
 def test_prepared_table_takes_the_first_write_as_an_append(
@@ -38,6 +51,7 @@ def test_prepared_table_takes_the_first_write_as_an_append(
     last = table.history(1).first()
     assert last["operationParameters"]["mode"] == "Append"
     assert not is_empty(spark, url)
+    assert_files_are_lean(tmp_path / "statevectors")
 
     # the next write into the same seconds replaces them
     version, written = replace_where(
