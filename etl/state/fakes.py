@@ -18,7 +18,7 @@ Usage::
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -48,7 +48,7 @@ from etl.state.domain import (
     unique_new_batches,
     utcnow,
 )
-from etl.state.transitions import BatchTransitions
+from etl.state.transitions import BatchTransitions, Move
 from etl.state.uow import AbstractUnitOfWork
 
 _R = TypeVar("_R")
@@ -189,6 +189,14 @@ class FakeBatchRepository(_FakeRepository, BatchTransitions):
         """Batches with these bytes, by id."""
         return self._where(pipeline, lambda b: b.content_hash == content_hash)
 
+    def by_content_hashes(self, pipeline: str, hashes: Iterable[str]) -> dict[str, list[Batch]]:
+        """Batches with each of these contents, by id (hashes without one are left out)."""
+        wanted = set(hashes)
+        found: dict[str, list[Batch]] = {}
+        for batch in self._where(pipeline, lambda b: b.content_hash in wanted):
+            found.setdefault(str(batch.content_hash), []).append(batch)
+        return found
+
     def for_pipeline(self, pipeline: str) -> list[Batch]:
         """Every batch of the pipeline, by id."""
         return self._where(pipeline)
@@ -239,22 +247,21 @@ class FakeBatchRepository(_FakeRepository, BatchTransitions):
         batch = replace(self.get(batch_id), content_hash=content_hash, updated_at=utcnow(), **known)
         return self.tx.put("batches", batch)
 
-    def _move(
-        self,
-        batch_id: int,
-        target: BatchStatus,
-        run_id: int | None,
-        note: str | None = None,
-        **changes: Any,
-    ) -> Batch:
-        batch = self.get(batch_id)
-        check_transition(batch.key, batch.status, target)
+    def _move_all(self, moves: Sequence[Move], run_id: int | None) -> list[Batch]:
+        for move in moves:
+            self.get(move.batch_id)  # NotFoundError before anything moves, as in SQL
+        return [self._move_one(move, run_id) for move in moves]
+
+    def _move_one(self, move: Move, run_id: int | None) -> Batch:
+        batch = self.get(move.batch_id)
+        check_transition(batch.key, batch.status, move.target)
         now = utcnow()
         run = batch.run_id if run_id is None else run_id
+        changes = dict(move.changes)
         if "warnings" in changes:
             changes["warnings"] = tuple(changes["warnings"])
-        moved = replace(batch, status=target, updated_at=now, run_id=run, **changes)
-        self._event(moved, batch.status, run_id, now, note)
+        moved = replace(batch, status=move.target, updated_at=now, run_id=run, **changes)
+        self._event(moved, batch.status, run_id, now, move.note)
         return self.tx.put("batches", moved)
 
     def reset(

@@ -37,6 +37,7 @@ from etl.state.sql import (
     SqlAlchemyModelRepository,
     SqlAlchemyRunRepository,
 )
+from etl.state.transitions import Move
 
 __all__ = [
     "BatchRepository",
@@ -87,6 +88,10 @@ class BatchRepository(Protocol):
         """Batches whose bytes hash to ``content_hash`` (the same file under other keys)."""
         ...
 
+    def by_content_hashes(self, pipeline: str, hashes: Iterable[str]) -> dict[str, list[Batch]]:
+        """:meth:`by_content_hash` for many hashes in one go (hashes without a batch left out)."""
+        ...
+
     def for_pipeline(self, pipeline: str) -> list[Batch]:
         """Every batch of the pipeline, by id."""
         ...
@@ -110,6 +115,10 @@ class BatchRepository(Protocol):
         last_timestamp: float | None = None,
     ) -> Batch:
         """Store facts read from the file itself; None leaves a fact as it was."""
+        ...
+
+    def move_many(self, moves: Sequence[Move], *, run_id: int | None = None) -> list[Batch]:
+        """Apply many status changes at once (:mod:`etl.state.transitions` builds them)."""
         ...
 
     def mark_rejected(

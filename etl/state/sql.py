@@ -10,7 +10,7 @@ of work already holds the database's write lock (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -51,13 +51,15 @@ from etl.state.models import (
     ModelRow,
     RunRow,
 )
-from etl.state.transitions import BatchTransitions
+from etl.state.transitions import BatchTransitions, Move
 
 _T = TypeVar("_T")
 _Row = TypeVar("_Row", BatchRow, ModelRow, InferenceRunRow, ExportRow, RunRow)
 
 INSERT_CHUNK = 500
 """Batches per INSERT statement: well under both databases' parameter limits."""
+IN_LIST_SIZE = 500
+"""Ids or hashes per ``IN (...)`` list, for the same reason."""
 
 MODEL_VERSION_LOCK = 0x6574_6C6D
 """First half of the PostgreSQL advisory lock that serialises model numbering."""
@@ -226,6 +228,18 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
         stmt = self._select(pipeline).where(BatchRow.content_hash == content_hash)
         return self._all(stmt.order_by(BatchRow.id))
 
+    def by_content_hashes(self, pipeline: str, hashes: Iterable[str]) -> dict[str, list[Batch]]:
+        """Batches with each of these contents, by id (hashes without one are left out)."""
+        wanted = sorted(set(hashes))
+        found: dict[str, list[Batch]] = {}
+        for first in range(0, len(wanted), IN_LIST_SIZE):
+            stmt = self._select(pipeline).where(
+                BatchRow.content_hash.in_(wanted[first : first + IN_LIST_SIZE])
+            )
+            for batch in self._all(stmt.order_by(BatchRow.id)):
+                found.setdefault(str(batch.content_hash), []).append(batch)
+        return found
+
     def for_pipeline(self, pipeline: str) -> list[Batch]:
         """Every batch of the pipeline, by id."""
         return self._all(self._select(pipeline).order_by(BatchRow.id))
@@ -289,36 +303,48 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
         self.session.flush()
         return _to_batch(row)
 
-    def _move(
-        self,
-        batch_id: int,
-        target: BatchStatus,
-        run_id: int | None,
-        note: str | None = None,
-        **changes: Any,
-    ) -> Batch:
-        row = self._locked(BatchRow, batch_id)
-        current = BatchStatus(row.status)
-        check_transition(row.key, current, target)
+    def _move_all(self, moves: Sequence[Move], run_id: int | None) -> list[Batch]:
+        rows = self._locked_batches([move.batch_id for move in moves])
         now = utcnow()
-        for name, value in changes.items():
-            setattr(row, name, value)
-        row.status = target.value
-        row.updated_at = now
-        if run_id is not None:
-            row.run_id = run_id
-        self.session.add(
-            BatchEventRow(
-                batch_id=row.id,
-                run_id=run_id,
-                at=now,
-                from_status=current.value,
-                to_status=target.value,
-                reason=note,
+        for move in moves:
+            row = rows[move.batch_id]
+            current = BatchStatus(row.status)
+            check_transition(row.key, current, move.target)
+            for name, value in move.changes.items():
+                setattr(row, name, value)
+            row.status = move.target.value
+            row.updated_at = now
+            if run_id is not None:
+                row.run_id = run_id
+            self.session.add(
+                BatchEventRow(
+                    batch_id=row.id,
+                    run_id=run_id,
+                    at=now,
+                    from_status=current.value,
+                    to_status=move.target.value,
+                    reason=move.note,
+                )
             )
-        )
         self.session.flush()
-        return _to_batch(row)
+        return [_to_batch(rows[move.batch_id]) for move in moves]
+
+    def _locked_batches(self, ids: Sequence[int]) -> dict[int, BatchRow]:
+        """The rows of these batches by id, locked, in as few selects as the id list allows."""
+        rows: dict[int, BatchRow] = {}
+        wanted = sorted(set(ids))
+        for first in range(0, len(wanted), IN_LIST_SIZE):
+            stmt = (
+                select(BatchRow)
+                .where(BatchRow.id.in_(wanted[first : first + IN_LIST_SIZE]))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            rows.update((row.id, row) for row in self.session.scalars(stmt))
+        for batch_id in wanted:
+            if batch_id not in rows:
+                raise NotFoundError(BatchRow.__tablename__, batch_id)
+        return rows
 
     def reset(
         self,

@@ -48,6 +48,7 @@ from etl.preprocess.validate import (
     verdict_to_json,
 )
 from etl.state.domain import Batch, BatchStatus, RunStatus
+from etl.state.transitions import FileFacts, duplicate, preprocessed, rejected
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -285,68 +286,81 @@ def write_statevectors(
     )
 
 
-def _split_duplicates(ctx: Context, checked: list[Checked]) -> tuple[list[Checked], dict[int, int]]:
-    """Accepted files that repeat an accepted file's bytes become duplicates of it."""
-    pipeline = ctx.config.pipeline.name
-    unique: list[Checked] = []
-    duplicate_of: dict[int, int] = {}
-    seen: dict[str, int] = {}
+def _split_duplicates(
+    ctx: Context, checked: list[Checked]
+) -> tuple[list[Checked], dict[int, Batch]]:
+    """Accepted files that repeat an accepted file's bytes become duplicates of it.
+
+    Returns:
+        The unique accepted files, and the original of each duplicate by its id.
+    """
+    accepted = [item for item in checked if item.verdict.accepted]
     with ctx.uow() as uow:
-        for item in checked:
-            if not item.verdict.accepted:
-                continue
-            digest = item.verdict.quality["sha256"]
-            if digest in seen:
-                duplicate_of[item.batch.id] = seen[digest]
-                continue
-            earlier = [
-                b
-                for b in uow.batches.by_content_hash(pipeline, digest)
-                if b.id != item.batch.id
-                and b.status not in (BatchStatus.REJECTED, BatchStatus.DISCOVERED)
-            ]
-            if earlier:
-                duplicate_of[item.batch.id] = earlier[0].id
-                continue
-            seen[digest] = item.batch.id
-            unique.append(item)
+        stored = uow.batches.by_content_hashes(
+            ctx.config.pipeline.name, {item.verdict.quality["sha256"] for item in accepted}
+        )
+    unique: list[Checked] = []
+    duplicate_of: dict[int, Batch] = {}
+    seen: dict[str, Batch] = {}
+    for item in accepted:
+        digest = item.verdict.quality["sha256"]
+        earlier = [
+            b
+            for b in stored.get(digest, [])
+            if b.id != item.batch.id
+            and b.status not in (BatchStatus.REJECTED, BatchStatus.DISCOVERED)
+        ]
+        original = earlier[0] if earlier else seen.get(digest)
+        if original is not None:
+            duplicate_of[item.batch.id] = original
+            continue
+        seen[digest] = item.batch
+        unique.append(item)
     return unique, duplicate_of
 
 
 def _record(
     ctx: Context,
     checked: list[Checked],
-    duplicate_of: dict[int, int],
+    duplicate_of: dict[int, Batch],
     delta_version: int | None,
     run_id: int,
 ) -> None:
-    with ctx.uow() as uow:
-        for item in checked:
-            batch, verdict = item.batch, item.verdict
-            if verdict.quality.get("sha256"):
-                uow.batches.record_file(
-                    batch.id,
-                    content_hash=verdict.quality["sha256"],
-                    size_bytes=verdict.quality.get("bytes"),
-                    rows=verdict.quality.get("rows"),
-                    first_timestamp=verdict.first_timestamp,
-                    last_timestamp=verdict.last_timestamp,
-                )
-            if batch.id in duplicate_of:
-                uow.batches.mark_duplicate(batch.id, duplicate_of[batch.id], run_id=run_id)
-            elif not verdict.accepted:
-                uow.batches.mark_rejected(
-                    batch.id, verdict.reason or "rejected", run_id=run_id, quality=verdict.quality
-                )
-            else:
-                assert delta_version is not None
-                uow.batches.mark_preprocessed(
+    """Each file's verdict, the facts read from it and the Delta version, in one transaction."""
+    moves = []
+    for item in checked:
+        batch, verdict = item.batch, item.verdict
+        quality = verdict.quality
+        facts = (
+            FileFacts(
+                quality["sha256"],
+                size_bytes=quality.get("bytes"),
+                rows=quality.get("rows"),
+                first_timestamp=verdict.first_timestamp,
+                last_timestamp=verdict.last_timestamp,
+            )
+            if quality.get("sha256")
+            else None
+        )
+        if batch.id in duplicate_of:
+            moves.append(duplicate(batch, duplicate_of[batch.id], facts=facts))
+        elif not verdict.accepted:
+            moves.append(
+                rejected(batch.id, verdict.reason or "rejected", quality=quality, facts=facts)
+            )
+        else:
+            assert delta_version is not None
+            moves.append(
+                preprocessed(
                     batch.id,
                     delta_version=delta_version,
                     warnings=verdict.warnings,
-                    quality=verdict.quality,
-                    run_id=run_id,
+                    quality=quality,
+                    facts=facts,
                 )
+            )
+    with ctx.uow() as uow:
+        uow.batches.move_many(moves, run_id=run_id)
         uow.commit()
 
 

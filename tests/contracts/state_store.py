@@ -30,6 +30,7 @@ from etl.state.domain import (
     NotFoundError,
     RunStatus,
 )
+from etl.state.transitions import FileFacts, duplicate, preprocessed, rejected
 from etl.state.uow import AbstractUnitOfWork
 
 UowFactory = Callable[[], AbstractUnitOfWork]
@@ -435,6 +436,86 @@ class StateStoreContract:
             f"duplicate of {original.key}",
             original.id,
         )
+
+    def test_move_many_records_verdicts_and_file_facts_at_once(
+        self, uow_factory: UowFactory, pipeline: str
+    ) -> None:
+        good, bad, copy, unknown_bytes = register(
+            uow_factory,
+            *[new_batch(pipeline, MACHINE_A, T0 + 600 * i) for i in range(3)],
+            new_batch(pipeline, MACHINE_B, T0, rows=None),
+        )
+        facts = FileFacts("ab" * 32, size_bytes=1234, rows=6601, last_timestamp=T0 + 600.5)
+        moves = [
+            preprocessed(
+                good.id, delta_version=7, warnings=["1 GPS jumps"], quality={"r": 1}, facts=facts
+            ),
+            rejected(bad.id, "missing column acc_x\nand more", facts=FileFacts("cd" * 32)),
+            duplicate(copy, good, facts=FileFacts("ab" * 32)),
+            rejected(unknown_bytes.id, "file not found: x"),
+        ]
+        with uow_factory() as uow:
+            moved = uow.batches.move_many(moves, run_id=None)
+            assert uow.batches.move_many([]) == []
+            uow.commit()
+        with uow_factory() as uow:
+            stored = [uow.batches.get(b.id) for b in (good, bad, copy, unknown_bytes)]
+            by_hash = uow.batches.by_content_hashes(pipeline, ["ab" * 32, "cd" * 32, "ef" * 32])
+            history = uow.batches.history(pipeline, bad.key)
+
+        assert stored == moved
+        assert stored[0] == replace(
+            good,
+            status=BatchStatus.PREPROCESSED,
+            delta_version=7,
+            warnings=("1 GPS jumps",),
+            quality={"r": 1},
+            content_hash="ab" * 32,
+            size_bytes=1234,
+            rows=6601,
+            last_timestamp=T0 + 600.5,  # None left first_timestamp as announced
+            updated_at=stored[0].updated_at,
+        )
+        assert (stored[1].status, stored[1].reason, stored[1].rows) == (
+            BatchStatus.REJECTED,
+            "missing column acc_x and more",  # one line
+            bad.rows,
+        )
+        assert (stored[2].reason, stored[2].duplicate_of) == (f"duplicate of {good.key}", good.id)
+        assert (stored[3].content_hash, stored[3].reason) == (None, "file not found: x")
+        assert {h: [b.id for b in found] for h, found in by_hash.items()} == {
+            "ab" * 32: [good.id, copy.id],
+            "cd" * 32: [bad.id],
+        }
+        assert history is not None and history.events[-1].reason == "missing column acc_x and more"
+
+    def test_move_many_checks_every_move_before_the_commit(
+        self, uow_factory: UowFactory, pipeline: str
+    ) -> None:
+        first, second = register(
+            uow_factory,
+            new_batch(pipeline, MACHINE_A, T0),
+            new_batch(pipeline, MACHINE_A, T0 + 600),
+        )
+        with uow_factory() as uow:
+            uow.batches.mark_rejected(second.id, "not a parquet file")
+            uow.commit()
+        before = snapshot(uow_factory, pipeline)
+        with uow_factory() as uow:
+            with pytest.raises(IllegalTransitionError):
+                uow.batches.move_many(
+                    [
+                        preprocessed(first.id, delta_version=1),
+                        preprocessed(second.id, delta_version=1),
+                    ]
+                )
+            with pytest.raises(NotFoundError):
+                uow.batches.move_many([rejected(987_654_321, "x")])
+        with pytest.raises(ValueError, match="itself"):
+            duplicate(first, first)
+        with pytest.raises(ValueError, match="another pipeline"):
+            duplicate(first, replace(second, pipeline=f"{pipeline}x"))
+        assert snapshot(uow_factory, pipeline) == before
 
     def test_an_illegal_transition_raises_and_changes_nothing(
         self, uow_factory: UowFactory, pipeline: str
