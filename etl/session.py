@@ -90,7 +90,8 @@ def session_conf(
     ``make setup`` wrote one: Spark's, Delta's and Arrow's classes then load
     already parsed and verified (a session's start and first job: ~6 s instead
     of ~11 s, measured side by side). A JVM whose class path does not match
-    the archive ignores it.
+    the archive ignores it. A local session has no web UI unless the defaults
+    file asks for one.
     """
     defaults = defaults or spark_defaults_file()
     conf = read_spark_defaults(defaults) if defaults.exists() else {}
@@ -101,6 +102,10 @@ def session_conf(
         conf["spark.driver.extraClassPath"] = os.pathsep.join(jars)
     elif jars:
         conf["spark.jars"] = ",".join(jars)
+    if local:
+        # nobody watches a local run's UI (tests, demo, bench); its listener and Jetty
+        # cost 4-7 s of CPU on 10 machine-days. spark-defaults.conf can turn it back on.
+        conf.setdefault("spark.ui.enabled", "false")
     archive = class_archive_file() if archive is None else archive
     if local and archive.exists():
         options = f"{conf.get('spark.driver.extraJavaOptions', '')} {CLASS_ARCHIVE_OPTIONS}"

@@ -52,6 +52,15 @@ def test_local_sessions_map_the_class_archive_when_setup_wrote_one(tmp_path: Pat
     assert cluster["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
 
 
+def test_local_sessions_have_no_ui_unless_the_defaults_file_asks(tmp_path: Path) -> None:
+    defaults = tmp_path / "spark-defaults.conf"
+    defaults.write_text("spark.sql.shuffle.partitions 4\n")
+    assert session_conf(defaults=defaults, jars=[], local=True)["spark.ui.enabled"] == "false"
+    assert "spark.ui.enabled" not in session_conf(defaults=defaults, jars=[], local=False)
+    defaults.write_text("spark.ui.enabled true\n")
+    assert session_conf(defaults=defaults, jars=[], local=True)["spark.ui.enabled"] == "true"
+
+
 def test_s3a_endpoint_settings() -> None:
     conf = session_conf(
         s3=S3Config(endpoint_url="http://127.0.0.1:9000", region="eu-west-1"),
