@@ -48,7 +48,7 @@ from etl.state.domain import (
     unique_new_batches,
     utcnow,
 )
-from etl.state.transitions import BatchTransitions, Move
+from etl.state.transitions import BatchTransitions, FileFacts, Move
 from etl.state.uow import AbstractUnitOfWork
 
 _R = TypeVar("_R")
@@ -237,14 +237,8 @@ class FakeBatchRepository(_FakeRepository, BatchTransitions):
         last_timestamp: float | None = None,
     ) -> Batch:
         """Store the file's hash and whatever else was read from it."""
-        facts = {
-            "size_bytes": size_bytes,
-            "rows": rows,
-            "first_timestamp": first_timestamp,
-            "last_timestamp": last_timestamp,
-        }
-        known = {name: value for name, value in facts.items() if value is not None}
-        batch = replace(self.get(batch_id), content_hash=content_hash, updated_at=utcnow(), **known)
+        facts = FileFacts(content_hash, size_bytes, rows, first_timestamp, last_timestamp)
+        batch = replace(self.get(batch_id), updated_at=utcnow(), **facts.changes())
         return self.tx.put("batches", batch)
 
     def _move_all(self, moves: Sequence[Move], run_id: int | None) -> list[Batch]:

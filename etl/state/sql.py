@@ -51,7 +51,7 @@ from etl.state.models import (
     ModelRow,
     RunRow,
 )
-from etl.state.transitions import BatchTransitions, Move
+from etl.state.transitions import BatchTransitions, FileFacts, Move
 
 _T = TypeVar("_T")
 _Row = TypeVar("_Row", BatchRow, ModelRow, InferenceRunRow, ExportRow, RunRow)
@@ -289,16 +289,9 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
     ) -> Batch:
         """Store the file's hash and whatever else was read from it."""
         row = self._locked(BatchRow, batch_id)
-        row.content_hash = content_hash
-        facts = {
-            "size_bytes": size_bytes,
-            "rows": rows,
-            "first_timestamp": first_timestamp,
-            "last_timestamp": last_timestamp,
-        }
-        for name, value in facts.items():
-            if value is not None:
-                setattr(row, name, value)
+        facts = FileFacts(content_hash, size_bytes, rows, first_timestamp, last_timestamp)
+        for name, value in facts.changes().items():
+            setattr(row, name, value)
         row.updated_at = utcnow()
         self.session.flush()
         return _to_batch(row)

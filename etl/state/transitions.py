@@ -147,8 +147,6 @@ class BatchTransitions(ABC):
 
     def mark_duplicate(self, batch_id: int, of_id: int, *, run_id: int | None = None) -> Batch:
         """Discovered -> rejected as ``duplicate of {key}`` of batch ``of_id``."""
-        if of_id == batch_id:
-            raise ValueError(f"batch {batch_id} cannot be a duplicate of itself")
         return self._move_all([duplicate(self.get(batch_id), self.get(of_id))], run_id)[0]
 
     def mark_preprocessed(
