@@ -118,6 +118,32 @@ def test_unreadable_files_are_rejected(mutate, reason: str) -> None:
     assert "\n" not in verdict.reason
 
 
+def _damaged_in(column: str) -> bytes:
+    """A file whose ``column`` chunk has its first page header overwritten."""
+    frame = raw_frame()
+    frame["gyro_x"] = 0.25
+    data = bytearray(to_bytes(frame))
+    chunks = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(0)
+    chunk = next(
+        chunks.column(i)
+        for i in range(chunks.num_columns)
+        if chunks.column(i).path_in_schema == column
+    )
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    data[start : start + 16] = b"\xff" * 16
+    return bytes(data)
+
+
+def test_damage_in_a_column_we_do_not_use_spares_the_file() -> None:
+    damaged = _damaged_in("gyro_x")
+    with pytest.raises(OSError):
+        pq.read_table(io.BytesIO(damaged))  # reading every column fails
+    verdict = check(damaged)
+    assert verdict.accepted and verdict.quality["extra_columns"] == ["gyro_x"]
+    used = check(_damaged_in("speed"))
+    assert not used.accepted and used.reason.startswith("corrupt parquet file")
+
+
 def test_missing_column_is_named() -> None:
     verdict = check(raw_frame().drop(columns=["acc_x"]))
     assert (verdict.accepted, verdict.reason) == (False, "missing column acc_x")
