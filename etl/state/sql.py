@@ -177,16 +177,7 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
             added.extend(self.session.scalars(stmt).all())
         added.sort(key=lambda row: row.id)
         for row in added:
-            self.session.add(
-                BatchEventRow(
-                    batch_id=row.id,
-                    run_id=run_id,
-                    at=now,
-                    from_status=None,
-                    to_status=BatchStatus.DISCOVERED.value,
-                    reason=None,
-                )
-            )
+            self._event(row.id, None, BatchStatus.DISCOVERED, run_id=run_id, at=now, reason=None)
         self.session.flush()
         return [_to_batch(row) for row in added]
 
@@ -296,6 +287,28 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
         self.session.flush()
         return _to_batch(row)
 
+    def _event(
+        self,
+        batch_id: int,
+        previous: str | None,
+        target: BatchStatus,
+        *,
+        run_id: int | None,
+        at: datetime,
+        reason: str | None,
+    ) -> None:
+        """Add one row to the batch's history (flushed with the status change)."""
+        self.session.add(
+            BatchEventRow(
+                batch_id=batch_id,
+                run_id=run_id,
+                at=at,
+                from_status=previous,
+                to_status=target.value,
+                reason=reason,
+            )
+        )
+
     def _move_all(self, moves: Sequence[Move], run_id: int | None) -> list[Batch]:
         rows = self._locked_batches([move.batch_id for move in moves])
         now = utcnow()
@@ -309,16 +322,7 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
             row.updated_at = now
             if run_id is not None:
                 row.run_id = run_id
-            self.session.add(
-                BatchEventRow(
-                    batch_id=row.id,
-                    run_id=run_id,
-                    at=now,
-                    from_status=current.value,
-                    to_status=move.target.value,
-                    reason=move.note,
-                )
-            )
+            self._event(row.id, current.value, move.target, run_id=run_id, at=now, reason=move.note)
         self.session.flush()
         return [_to_batch(rows[move.batch_id]) for move in moves]
 
@@ -368,15 +372,8 @@ class SqlAlchemyBatchRepository(_SqlRepository, BatchTransitions):
         rows = self.session.scalars(stmt.order_by(BatchRow.id).with_for_update()).all()
         now = utcnow()
         for row in rows:
-            self.session.add(
-                BatchEventRow(
-                    batch_id=row.id,
-                    run_id=run_id,
-                    at=now,
-                    from_status=row.status,
-                    to_status=BatchStatus.DISCOVERED.value,
-                    reason="reset",
-                )
+            self._event(
+                row.id, row.status, BatchStatus.DISCOVERED, run_id=run_id, at=now, reason="reset"
             )
             row.status = BatchStatus.DISCOVERED.value
             row.reason = None

@@ -489,7 +489,7 @@ class StateStoreContract:
         }
         assert history is not None and history.events[-1].reason == "missing column acc_x and more"
 
-    def test_move_many_checks_every_move_before_the_commit(
+    def test_move_many_refuses_an_illegal_move_or_an_unknown_batch(
         self, uow_factory: UowFactory, pipeline: str
     ) -> None:
         first, second = register(

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from etl.preprocess import validate
 from etl.preprocess.validate import RUN_COMPARED, _distinct_by_sort, distinct_rows
 from etl.simulate import FaultRates, SimulationSettings, simulate_machine
 from etl.simulate.faults import InjectedFault
@@ -128,8 +129,18 @@ def test_distinct_rows_is_pandas_drop_duplicates_then_stable_sort(values: np.nda
     np.testing.assert_array_equal(_distinct_by_sort(values), expected)
 
 
-def test_runs_longer_than_compared_take_the_sort() -> None:
+def test_runs_longer_than_compared_take_the_sort(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stuck clock: one time for 20 rows, three distinct readings among them."""
-    values = np.column_stack([np.full(20, 5.0), np.arange(20) % 3, np.zeros(20)])
-    kept = distinct_rows(values)
-    assert len(values) > RUN_COMPARED and kept.tolist() == [[5.0, 0, 0], [5.0, 1, 0], [5.0, 2, 0]]
+    sorted_runs = []
+
+    def spy(values: np.ndarray) -> np.ndarray:
+        sorted_runs.append(len(values))
+        return _distinct_by_sort(values)
+
+    monkeypatch.setattr(validate, "_distinct_by_sort", spy)
+    stuck = np.column_stack([np.full(20, 5.0), np.arange(20) % 3, np.zeros(20)])
+    kept = distinct_rows(stuck)
+    assert len(stuck) > RUN_COMPARED and kept.tolist() == [[5.0, 0, 0], [5.0, 1, 0], [5.0, 2, 0]]
+    assert sorted_runs == [20]
+    distinct_rows(stuck[: RUN_COMPARED - 1])  # a run the lags cover: no sort
+    assert sorted_runs == [20]
