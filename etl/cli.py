@@ -65,6 +65,7 @@ def render_preprocess_summary(summary: dict) -> str:
     """The one-screen end of a (long) preprocess run, for the operator."""
     seconds = max(float(summary.get("seconds") or 0.0), 1e-9)
     reasons = ", ".join(f"{why}: {n}" for why, n in summary.get("reasons", {}).items()) or "-"
+    replanned = summary.get("replanned_chunks", 0)
     return "\n".join(
         [
             f"preprocess: {summary['files']} files in {seconds:.1f} s "
@@ -73,6 +74,11 @@ def render_preprocess_summary(summary: dict) -> str:
             f"  StateVector rows written {summary['vectors_written']:,}",
             f"  rejected    {summary['rejected']:>7}  {reasons}",
             f"  duplicates  {summary['duplicates']:>7}",
+            *(
+                [f"  replanned   {replanned:>7}  chunks (samples outside a file's announced time)"]
+                if replanned
+                else []
+            ),
             f"  time spent  {summary.get('timings', {})}",
         ]
     )

@@ -29,7 +29,13 @@ from etl.preprocess.schema import (
     STATEVECTOR_COLUMNS,
     STATEVECTOR_DTYPES,
 )
-from etl.preprocess.validate import SAMPLE_COLUMNS, ValidationLimits, distinct_rows, validate_arrays
+from etl.preprocess.validate import (
+    SAMPLE_COLUMNS,
+    ValidationLimits,
+    Verdict,
+    distinct_rows,
+    validate_arrays,
+)
 
 # SAMPLE_COLUMNS: the time, the GPS channels (GPS_INPUT_COLUMNS is its head), the three axes
 _FIX_TEST = [SAMPLE_COLUMNS.index(c) for c in ("latitude", "longitude", "speed")]
@@ -72,6 +78,7 @@ def statevectors_of_files(
     now_s: float,
     max_gap_s: float,
     params: DenoiseParams,
+    verdicts: list[Verdict] | None = None,
 ) -> pd.DataFrame:
     """StateVectors of the seconds ``[ts_from, ts_to)`` of each part, from these raw files.
 
@@ -84,21 +91,27 @@ def statevectors_of_files(
         now_s: the present for validation's clock check.
         max_gap_s: the configured ``preprocess.max_gap_s``.
         params: de-noising parameters.
+        verdicts: when given, the files are not known to be accepted: each file's
+            verdict is appended here, in order, and a rejected file is left out.
 
     Returns:
         Rows with :data:`etl.preprocess.schema.STATEVECTOR_COLUMNS`, by part then ``ts``.
 
     Raises:
-        UnusableFileError: a file no longer validates (its data would be missing).
+        UnusableFileError: without ``verdicts``, a file no longer validates (its
+            data would be missing).
     """
     arrays = []
     for key, data in files:
         verdict, values = validate_arrays(
             data, key=key, machine_uuid=machine_uuid, limits=limits, now_s=now_s
         )
-        if values is None:
+        if verdicts is not None:
+            verdicts.append(verdict)
+        if values is not None:
+            arrays.append(values)
+        elif verdicts is None:
             raise UnusableFileError(f"{key}: {verdict.reason}")
-        arrays.append(values)
     samples = merged_samples(arrays)
     fix = ~np.isnan(samples[:, _FIX_TEST]).all(axis=1)
     gps = pd.DataFrame(samples[fix, : len(GPS_INPUT_COLUMNS)], columns=list(GPS_INPUT_COLUMNS))

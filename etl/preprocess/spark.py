@@ -20,23 +20,30 @@ machine-days, the JVM spent 108 s of CPU there against 57 s with this plan
 over them there costs less than shipping them to the JVM.
 
 No ``collect``: the groups read raw files through the reader they are given and
-return frames; writing them is the caller's.
+return frames; writing them is the caller's. In a one-pass job the files are not yet
+known to be accepted: the groups report each file's verdict through an accumulator
+(:class:`VerdictReport`) and may return their rows *packed*, one Arrow stream per
+group, so that the caller can cache them cheaply until it has checked the verdicts
+and Delta is ready (:func:`unpacked_statevectors` turns them back into rows).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
+from pyspark.accumulators import AccumulatorParam
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from etl.preprocess.denoise import DenoiseParams
-from etl.preprocess.schema import (
-    statevector_struct,
-)
+from etl.preprocess.schema import statevector_struct
+from etl.preprocess.validate import missing_file, verdict_to_json
 
 if TYPE_CHECKING:
+    from pyspark.accumulators import Accumulator
     from pyspark.sql import DataFrame, SparkSession
 
     from etl.preprocess.validate import ValidationLimits
@@ -96,6 +103,28 @@ def plan_groups(
     return machines, dict(parts), work
 
 
+class VerdictReport(AccumulatorParam):
+    """Accumulates ``{batch_id: verdict JSON}`` from the groups of a one-pass job.
+
+    A file read by two groups (near a slice's bound), or by a retried task, reports
+    the same verdict again: validation is a function of the bytes, ``limits`` and
+    ``now_s``.
+    """
+
+    def zero(self, value: dict[int, str]) -> dict[int, str]:
+        """An empty report."""
+        return {}
+
+    def addInPlace(self, value1: dict[int, str], value2: dict[int, str]) -> dict[int, str]:  # noqa: N802 - pyspark's name
+        """Both reports in one."""
+        value1.update(value2)
+        return value1
+
+
+PACKED_SCHEMA = "statevectors binary"
+"""A packed group: its StateVector rows as one Arrow IPC stream."""
+
+
 def statevectors_from_files(
     spark: SparkSession,
     sources: list[tuple[str, int, str, float, float]],
@@ -108,6 +137,9 @@ def statevectors_from_files(
     params: DenoiseParams,
     context_s: float,
     slice_s: int = SLICE_S,
+    report: Accumulator[dict[int, str]] | None = None,
+    location: str = "",
+    packed: bool = False,
 ) -> DataFrame:
     """StateVectors of the windows, one ``applyInPandas`` group per machine and slice.
 
@@ -128,14 +160,22 @@ def statevectors_from_files(
         params: de-noising parameters.
         context_s: the resampler's reach (:func:`etl.preprocess.context_seconds`).
         slice_s: seconds per group.
+        report: when given, the sources are not known to be accepted: the groups add
+            every file's verdict to it (:class:`VerdictReport`) and leave rejected or
+            missing files out. Without it, such a file fails the job
+            (:class:`etl.preprocess.files.UnusableFileError`).
+        location: the raw store's location, for the reason of a missing file.
+        packed: one row per group in :data:`PACKED_SCHEMA` (see
+            :func:`unpacked_statevectors`) instead of its StateVector rows.
     """
     from etl.preprocess.files import statevectors_of_files
 
     machines, parts, work = plan_groups(sources, windows, reach_s=context_s + 1, slice_s=slice_s)
     if not work:
-        return spark.createDataFrame([], statevector_struct())
+        return spark.createDataFrame([], PACKED_SCHEMA if packed else statevector_struct())
     groups = len(parts)
     tasks = min(groups, max(4 * spark.sparkContext.defaultParallelism, 1))
+    arrow_schema = to_arrow_schema(statevector_struct())
     reader: list[Callable[[str], bytes]] = []
 
     def per_group(frame: pd.DataFrame) -> pd.DataFrame:
@@ -143,19 +183,55 @@ def statevectors_from_files(
             reader.append(read())
         machine_index, piece = int(frame["machine"].iat[0]), int(frame["slice"].iat[0])
         ordered = frame.sort_values(["first", "batch_id"])
-        return statevectors_of_files(
-            [(key, reader[0](key)) for key in ordered["key"]],
+        files, read_ids, verdicts = [], [], None if report is None else []
+        missing: dict[int, str] = {}
+        for batch_id, key in ordered[["batch_id", "key"]].itertuples(index=False):
+            try:
+                files.append((key, reader[0](key)))
+                read_ids.append(int(batch_id))
+            except FileNotFoundError:
+                if report is None:
+                    raise
+                missing[int(batch_id)] = verdict_to_json(missing_file(f"{location}/{key}"))
+        vectors = statevectors_of_files(
+            files,
             parts[(machine_index, piece)],  # a work row exists only for a planned group
             machine_uuid=machines[machine_index],
             limits=limits,
             now_s=now_s,
             max_gap_s=max_gap_s,
             params=params,
+            verdicts=verdicts,
         )
+        if report is not None:
+            report.add(
+                missing | {i: verdict_to_json(v) for i, v in zip(read_ids, verdicts, strict=True)}
+            )
+        return _pack(vectors, arrow_schema) if packed else vectors
 
     return (
         spark.createDataFrame(work, WORK_SCHEMA)
         .repartition(tasks, "machine", "slice")
         .groupBy("machine", "slice")
-        .applyInPandas(per_group, statevector_struct())
+        .applyInPandas(per_group, PACKED_SCHEMA if packed else statevector_struct())
     )
+
+
+def _pack(vectors: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+    """One row holding the frame as an Arrow IPC stream."""
+    table = pa.Table.from_pandas(vectors, schema=schema, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(table)
+    return pd.DataFrame({"statevectors": [sink.getvalue().to_pybytes()]})
+
+
+def unpacked_statevectors(packed: DataFrame) -> DataFrame:
+    """The StateVector rows of packed groups (Arrow batches straight from the streams)."""
+
+    def unpack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for stream in batch.column(0).to_pylist():
+                yield from pa.ipc.open_stream(stream)
+
+    return packed.mapInArrow(unpack, statevector_struct())

@@ -92,6 +92,11 @@ def parse_key(key: str) -> tuple[str, int] | None:
     return (match["uuid"], int(match["ms"])) if match else None
 
 
+def missing_file(location: str) -> Verdict:
+    """The verdict on a file that is not there (deleted, or never uploaded)."""
+    return Verdict(accepted=False, reason=f"file not found: {location}")
+
+
 def _reject(reason: str, quality: dict[str, Any] | None = None) -> Verdict:
     return Verdict(accepted=False, reason=reason, quality=quality or {})
 

@@ -2,17 +2,20 @@
 
 Per chunk of pending files:
 
-1. Spark tasks read and validate each file (``mapInPandas`` over the keys: bad
-   files are rejected with a reason); only the verdicts come back to the
-   driver, which also marks duplicates of an already accepted file by content;
-2. find every second the new samples can influence (their time range plus the
-   resampler's context on both sides) and every accepted file, old or new,
-   holding samples near those seconds (an old one that no longer validates
-   stops the run, named);
-3. one ``applyInPandas`` group per machine and slice of time reads those files,
-   pools their samples (repeats in overlapping files count once) and resamples
-   its part of the windows (:mod:`etl.preprocess.spark`); so the table is a
-   function of the set of files, not of their arrival order;
+1. find every second the new samples can influence (each file's announced time
+   range, with some slack, plus the resampler's context on both sides) and every
+   accepted file of earlier runs announced near those seconds;
+2. one Spark job, beside Delta's set-up: one ``applyInPandas`` group per machine and
+   slice of time reads those files, validates them (bad files are rejected with a
+   reason and left out), pools their samples (repeats in overlapping files count
+   once) and resamples its part of the windows (:mod:`etl.preprocess.spark`); only
+   the verdicts come back to the driver (an accumulator), the rows stay packed in
+   Spark's cache; so the table is a function of the set of files, not of their
+   arrival order;
+3. the driver marks duplicates of an already accepted file by content, stops when
+   an earlier file no longer validates (named), and checks that every accepted
+   file's samples lie within its announced range; if one does not, the chunk is
+   planned again from the validated ranges and computed by a second group job;
 4. replace exactly those seconds in the StateVectors table (one Delta commit),
    and record each file's verdict and the Delta version in the state store.
 
@@ -33,16 +36,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pyspark import StorageLevel
 
 from etl.config import S3Config
 from etl.io.delta import prepare_table, quote, replace_where, utc_day
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
 from etl.preprocess.schema import statevector_struct
-from etl.preprocess.spark import statevectors_from_files
+from etl.preprocess.spark import VerdictReport, statevectors_from_files, unpacked_statevectors
 from etl.preprocess.validate import (
     ValidationLimits,
     Verdict,
+    missing_file,
     validate_arrays,
     verdict_from_json,
     verdict_to_json,
@@ -51,6 +56,7 @@ from etl.state.domain import Batch, BatchStatus, RunStatus
 from etl.state.transitions import FileFacts, duplicate, preprocessed, rejected
 
 if TYPE_CHECKING:
+    from pyspark.accumulators import Accumulator
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
@@ -65,6 +71,12 @@ PARTITION_BY = ("machine_uuid", "day")
 """The StateVectors table's partitions: the queries that follow read one machine's days."""
 FILES_PER_TASK = 100
 """Upper bound of files one validation task reads (more tasks for a larger backlog)."""
+ANNOUNCED_SLACK_S = 120.0
+"""How far outside its announced time range a file's samples may lie for the one pass.
+
+A listing announces the key's time plus the nominal ten minutes; simulated batches run
+up to a minute longer. A file beyond this slack makes its chunk replan from the
+validated ranges (a second group job), which is correct but slower."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +142,7 @@ def file_checker(
                 try:
                     data = read(key)
                 except FileNotFoundError:
-                    verdict = Verdict(accepted=False, reason=f"file not found: {raw_url}/{key}")
+                    verdict = missing_file(f"{raw_url}/{key}")
                 else:
                     verdict, _ = validate_arrays(
                         data, key=key, machine_uuid=machine_uuid, limits=limits, now_s=now_s
@@ -160,7 +172,7 @@ def check_files(ctx: Context, batches: list[Batch], now_s: float) -> dict[int, V
     return {row.batch_id: verdict_from_json(row.verdict) for row in rows}
 
 
-def check_neighbours(ctx: Context, neighbours: list[Batch], now_s: float) -> None:
+def refuse_unusable(neighbours: list[Batch], verdicts: dict[int, Verdict]) -> None:
     """Stop when an accepted file from an earlier run no longer validates.
 
     Its seconds are recomputed with it; without it (deleted from the raw store,
@@ -170,7 +182,6 @@ def check_neighbours(ctx: Context, neighbours: list[Batch], now_s: float) -> Non
     Raises:
         RuntimeError: when a neighbour no longer validates.
     """
-    verdicts = check_files(ctx, neighbours, now_s)
     broken = [(b, verdicts.get(b.id)) for b in neighbours]
     broken = [(b, v) for b, v in broken if v is None or not v.accepted]
     if broken:
@@ -229,14 +240,19 @@ def recompute_statevectors(
     sources: list[Batch],
     windows: list[tuple[str, int, int]],
     now_s: float,
+    *,
+    report: Accumulator[dict[int, str]] | None = None,
 ) -> DataFrame:
-    """StateVectors of the windows from these accepted files (with a ``day`` column)."""
-    from pyspark.sql import functions as F
+    """StateVectors of the windows from these files (see :func:`statevectors_from_files`).
 
+    Without ``report``, the files are known to be accepted and the rows come as they
+    are; with it, the groups report every file's verdict there and the rows come
+    packed (one row per group, for a cache that costs little to build).
+    """
     params = _denoise_params(ctx)
     max_gap_s = ctx.config.preprocess.max_gap_s
     storage = ctx.config.storage
-    vectors = statevectors_from_files(
+    return statevectors_from_files(
         ctx.spark,
         [
             (b.machine_uuid, b.id, b.key, float(b.first_timestamp), float(b.last_timestamp))
@@ -250,8 +266,10 @@ def recompute_statevectors(
         max_gap_s=max_gap_s,
         params=params,
         context_s=context_seconds(max_gap_s, params),
+        report=report,
+        location=storage.raw_url,
+        packed=report is not None,
     )
-    return vectors.withColumn("day", F.date_format(F.timestamp_seconds("ts"), "yyyy-MM-dd"))
 
 
 def statevectors_table_struct() -> StructType:
@@ -276,8 +294,10 @@ def write_statevectors(
     Returns:
         The new table version and the StateVector rows written.
     """
+    from pyspark.sql import functions as F
+
     return replace_where(
-        vectors,
+        vectors.withColumn("day", F.date_format(F.timestamp_seconds("ts"), "yyyy-MM-dd")),
         url,
         _window_filter(windows),
         partition_by=PARTITION_BY,
@@ -379,6 +399,93 @@ def _denoise_params(ctx: Context) -> DenoiseParams:
     return DenoiseParams(max_jump_m=settings.max_jump_m)
 
 
+def announced_range(batch: Batch) -> tuple[float, float] | None:
+    """Where the file's samples should lie: its announced time range, widened by the slack."""
+    if batch.first_timestamp is None:
+        return None
+    last = batch.last_timestamp if batch.last_timestamp is not None else batch.first_timestamp
+    return batch.first_timestamp - ANNOUNCED_SLACK_S, last + ANNOUNCED_SLACK_S
+
+
+def outside_announced(unique: list[Checked]) -> list[Batch]:
+    """Accepted files whose samples lie outside their :func:`announced_range`."""
+    outside = []
+    for item in unique:
+        expected = announced_range(item.batch)
+        first, last = item.verdict.first_timestamp, item.verdict.last_timestamp
+        if expected is None or not expected[0] <= first <= last <= expected[1]:
+            outside.append(item.batch)
+    return outside
+
+
+def _nearby(ctx: Context, windows: list[tuple[str, int, int]], batches: list[Batch]) -> list[Batch]:
+    """Accepted files of earlier runs within the resampler's reach of the windows."""
+    context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+    in_chunk = {b.id for b in batches}
+    return [b for b in neighbour_batches(ctx, windows, context + 1) if b.id not in in_chunk]
+
+
+def one_pass(
+    ctx: Context, batches: list[Batch], now_s: float
+) -> tuple[list[tuple[str, int, int]], list[Batch], dict[int, Verdict], DataFrame]:
+    """Validate and compute in one Spark job, planned from the announced time ranges.
+
+    Every second within the resampler's reach of a file's :func:`announced_range` is
+    recomputed, from every file (new, or accepted earlier) announced near it; the
+    groups validate what they read and report the verdicts. That is the two-pass
+    result whenever each accepted file's samples lie within its announced range: the
+    extra seconds are recomputed from the same files, and rejected files and copies
+    of accepted ones add no sample. The caller checks that before using the rows.
+
+    Returns:
+        The windows, the earlier files read, every file's verdict, and the packed rows
+        (persisted and computed: the job ran).
+    """
+    context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+    planned = []
+    for batch in batches:
+        expected = announced_range(batch)
+        if expected is not None:
+            planned.append(replace(batch, first_timestamp=expected[0], last_timestamp=expected[1]))
+    windows = merge_windows(
+        [(b.machine_uuid, b.first_timestamp, b.last_timestamp) for b in planned], context
+    )
+    neighbours = _nearby(ctx, windows, batches)
+    report = ctx.spark.sparkContext.accumulator({}, VerdictReport())
+    packed = recompute_statevectors(ctx, [*planned, *neighbours], windows, now_s, report=report)
+    packed.persist(StorageLevel.MEMORY_AND_DISK).count()
+    verdicts = {int(i): verdict_from_json(v) for i, v in report.value.items()}
+    unseen = [b for b in [*batches, *neighbours] if b.id not in verdicts]
+    if unseen:  # a file without an announced time (in no group)
+        verdicts |= check_files(ctx, unseen, now_s)
+    return windows, neighbours, verdicts, packed
+
+
+def validated_pass(
+    ctx: Context,
+    batches: list[Batch],
+    unique: list[Checked],
+    verdicts: dict[int, Verdict],
+    now_s: float,
+) -> tuple[list[tuple[str, int, int]], DataFrame]:
+    """Recompute from the validated time ranges of the unique accepted files.
+
+    For a chunk where a file's samples lie outside its announced range: the windows
+    and the files each group reads follow from what validation found.
+    """
+    context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+    fresh = [_as_validated(i) for i in unique]
+    windows = merge_windows(
+        [(b.machine_uuid, float(b.first_timestamp), float(b.last_timestamp)) for b in fresh],
+        context,
+    )
+    neighbours = _nearby(ctx, windows, batches)
+    unknown = [b for b in neighbours if b.id not in verdicts]
+    if unknown:
+        refuse_unusable(unknown, check_files(ctx, unknown, now_s))
+    return windows, recompute_statevectors(ctx, [*fresh, *neighbours], windows, now_s)
+
+
 def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int) -> dict[str, Any]:
     """Validate, recompute StateVectors and record one chunk of files."""
     clock = time.monotonic()
@@ -392,42 +499,37 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
 
     now_s = time.time()
     url = statevectors_url(ctx.config.output_url)
-    # Delta's set-up overlaps with validation, which keeps the cores busy in Python
+    # Delta's set-up overlaps with the groups, which keep the cores busy in Python
     warmup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-warmup")
     table = warmup.submit(prepare_table, ctx.spark, url, statevectors_table_struct(), PARTITION_BY)
     warmup.shutdown(wait=False)
-    verdicts = check_files(ctx, batches, now_s)
-    checked = [Checked(b, verdicts[b.id]) for b in batches]
-    unique, duplicate_of = _split_duplicates(ctx, checked)
-    lap("validate_s")
-    version = None
-    rows = written = 0
-    if unique:
-        context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
-        fresh = [_as_validated(i) for i in unique]
-        windows = merge_windows(
-            [(b.machine_uuid, float(b.first_timestamp), float(b.last_timestamp)) for b in fresh],
-            context,
-        )
-        in_chunk = {b.id for b in batches}
-        neighbours = [
-            b for b in neighbour_batches(ctx, windows, context + 1) if b.id not in in_chunk
-        ]
-        if neighbours:
-            check_neighbours(ctx, neighbours, now_s)
-        vectors = recompute_statevectors(ctx, [*fresh, *neighbours], windows, now_s)
-        lap("plan_s")
-        table.result()  # raises what the set-up raised
-        lap("delta_setup_wait_s")
-        version, written = write_statevectors(
-            vectors,
-            url,
-            windows,
-            txn_app_id=f"{ctx.config.pipeline.name}-preprocess",
-            txn_version=run_id * 100_000 + chunk,
-        )
-        lap("statevectors_s")
-        rows = sum(int(i.verdict.quality.get("rows", 0)) for i in unique)
+    windows, neighbours, verdicts, packed = one_pass(ctx, batches, now_s)
+    try:
+        refuse_unusable(neighbours, verdicts)
+        checked = [Checked(b, verdicts[b.id]) for b in batches]
+        unique, duplicate_of = _split_duplicates(ctx, checked)
+        lap("groups_s")
+        version = None
+        rows = written = replanned = 0
+        if unique:
+            if outside_announced(unique):
+                replanned = 1
+                windows, vectors = validated_pass(ctx, batches, unique, verdicts, now_s)
+            else:
+                vectors = unpacked_statevectors(packed)
+            table.result()  # raises what the set-up raised
+            lap("delta_setup_wait_s")
+            version, written = write_statevectors(
+                vectors,
+                url,
+                windows,
+                txn_app_id=f"{ctx.config.pipeline.name}-preprocess",
+                txn_version=run_id * 100_000 + chunk,
+            )
+            lap("statevectors_s")
+            rows = sum(int(i.verdict.quality.get("rows", 0)) for i in unique)
+    finally:
+        packed.unpersist()
     _record(ctx, checked, duplicate_of, version, run_id)
     lap("record_s")
     reasons = Counter(
@@ -440,6 +542,7 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
         "duplicates": len(duplicate_of),
         "rows": rows,
         "vectors_written": written,
+        "replanned_chunks": replanned,
         "reasons": reasons,
         "timings": Counter(timings),
     }
@@ -477,6 +580,7 @@ def preprocess(
         "duplicates": 0,
         "rows": 0,
         "vectors_written": 0,
+        "replanned_chunks": 0,
         "reasons": Counter(),
         "timings": Counter(),
     }

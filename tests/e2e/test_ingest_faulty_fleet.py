@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -152,12 +153,57 @@ def test_arrival_order_does_not_matter(spark: SparkSession, fleet: dict, tmp_pat
         preprocess(ctx)
     late = statevectors(spark, ctx)
     ctx.close()
-    assert late["ts"].tolist() == reference["ts"].tolist()
-    assert late["machine_uuid"].tolist() == reference["machine_uuid"].tolist()
+    assert_same_vectors(late, reference)
+
+
+def assert_same_vectors(table: pd.DataFrame, reference: pd.DataFrame) -> None:
+    """The same seconds with the same values (floats to 1e-9)."""
+    assert table["ts"].tolist() == reference["ts"].tolist()
+    assert table["machine_uuid"].tolist() == reference["machine_uuid"].tolist()
     for column in reference.columns:
         if reference[column].dtype.kind == "f":
             np.testing.assert_allclose(
-                late[column], reference[column], atol=1e-9, rtol=0, equal_nan=True, err_msg=column
+                table[column], reference[column], atol=1e-9, rtol=0, equal_nan=True, err_msg=column
             )
         else:
-            assert late[column].tolist() == reference[column].tolist(), column
+            assert table[column].tolist() == reference[column].tolist(), column
+
+
+def test_a_file_announced_far_from_its_samples_replans_its_chunk(
+    spark: SparkSession, fleet: dict, tmp_path: Path
+) -> None:
+    reference_ctx = context(fleet["config"])
+    reference = statevectors(spark, reference_ctx)
+    with reference_ctx.uow() as uow:
+        batches = uow.batches.for_pipeline("e2e")
+    reference_ctx.close()
+    hashes = Counter(b.content_hash for b in batches)
+    clean = [
+        b
+        for b in batches
+        if b.status == BatchStatus.PREPROCESSED and not b.warnings and hashes[b.content_hash] == 1
+    ]
+    moved = clean[len(clean) // 2]
+    machine, name = moved.key.split("/")
+    moved_key = f"{machine}/{int(name.removesuffix('.parquet')) + 3 * 3600 * 1000}.parquet"
+
+    root = tmp_path / "moved"
+    path = embedded_config(root, "moved", ASSETS)
+    for file in (fleet["root"] / "raw").rglob("*.parquet"):
+        key = file.relative_to(fleet["root"] / "raw").as_posix()
+        target = root / "raw" / (moved_key if key == moved.key else key)
+        assert not target.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(file, target)
+    ctx = context(path)
+    discover(ctx)
+    # the listing announces the key's ten minutes: three hours from the file's samples
+    result = preprocess(ctx)
+    with ctx.uow() as uow:
+        stored = uow.batches.by_key("moved", moved_key)
+    table = statevectors(spark, ctx)
+    ctx.close()
+    assert result["replanned_chunks"] == 1
+    assert stored.status == BatchStatus.PREPROCESSED
+    assert any("from the key's time" in w for w in stored.warnings)
+    assert_same_vectors(table, reference)

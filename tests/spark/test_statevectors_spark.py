@@ -10,8 +10,8 @@ from pyspark.sql import SparkSession
 
 from etl.config import S3Config
 from etl.preprocess import DenoiseParams, context_seconds
-from etl.preprocess.spark import statevectors_from_files
-from etl.preprocess.validate import ValidationLimits, validate_arrays
+from etl.preprocess.spark import VerdictReport, statevectors_from_files, unpacked_statevectors
+from etl.preprocess.validate import ValidationLimits, validate_arrays, verdict_from_json
 from etl.steps.preprocess import raw_reader
 from tests.unit.test_preprocess_files import (
     T0,
@@ -64,3 +64,45 @@ def test_spark_windows_equal_the_pandas_reference(spark: SparkSession, tmp_path:
     )
     assert_equal_frames(result, expected)
     assert not result["ts"].between(T0 + 151, T0 + 169).any(), "the 20 s gap is not bridged"
+
+
+def test_one_pass_groups_report_every_verdict_and_pack_their_rows(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    samples = raw_samples()
+    params = DenoiseParams()
+    sources = write_files(tmp_path, split(samples, [T0 + 60.3, T0 + 120.0, T0 + 200.55]))
+    broken_key = f"{UUID}/{(T0 + 90) * 1000}.parquet"
+    (tmp_path / broken_key).write_bytes(b"not parquet")
+    gone_key = f"{UUID}/{(T0 + 95) * 1000}.parquet"  # registered, never stored
+    sources += [
+        (UUID, 5, broken_key, T0 + 90.0, T0 + 150.0),
+        (UUID, 6, gone_key, T0 + 95.0, T0 + 99.0),
+    ]
+    location = f"file://{tmp_path}"
+    report = spark.sparkContext.accumulator({}, VerdictReport())
+    packed = statevectors_from_files(
+        spark,
+        sources,
+        [(UUID, T0 - 100, T0 + 1000)],
+        read=partial(raw_reader, location, S3Config()),
+        limits=ValidationLimits(),
+        now_s=time.time(),
+        max_gap_s=10.0,
+        params=params,
+        context_s=context_seconds(10.0, params),
+        slice_s=100,
+        report=report,
+        location=location,
+        packed=True,
+    ).persist()
+    # one row per group with files within reach: the 100 s slices from T0 - 100 to T0 + 400
+    assert packed.count() == 5
+    verdicts = {i: verdict_from_json(v) for i, v in report.value.items()}
+    assert sorted(verdicts) == [1, 2, 3, 4, 5, 6]
+    assert all(verdicts[i].accepted for i in (1, 2, 3, 4))
+    assert verdicts[5].reason == "not a parquet file"
+    assert verdicts[6].reason == f"file not found: {location}/{gone_key}"
+    result = unpacked_statevectors(packed).toPandas().sort_values("ts", ignore_index=True)
+    packed.unpersist()
+    assert_equal_frames(result, reference(samples))

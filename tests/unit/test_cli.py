@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etl.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PIPELINE_STEPS, main
+from etl.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PIPELINE_STEPS,
+    main,
+    render_preprocess_summary,
+)
 from etl.stack.process import port_is_free
 
 
@@ -138,3 +145,20 @@ def test_sqlite_state_in_a_new_folder(tmp_path: Path, capsys: pytest.CaptureFixt
         assert uow.batches.for_pipeline("clitest") == []
     ctx.close()
     assert (tmp_path / "new" / "deeper" / "state.db").is_file()
+
+
+def test_the_preprocess_summary_names_replanned_chunks_only_when_there_were_some() -> None:
+    summary = {
+        "files": 10,
+        "accepted": 8,
+        "rejected": 1,
+        "duplicates": 1,
+        "rows": 1000,
+        "vectors_written": 100,
+        "reasons": {"not a parquet file": 1},
+        "replanned_chunks": 0,
+        "seconds": 2.0,
+    }
+    assert "replanned" not in render_preprocess_summary(summary)
+    lines = render_preprocess_summary(summary | {"replanned_chunks": 1}).splitlines()
+    assert [line.split()[:2] for line in lines if "replanned" in line] == [["replanned", "1"]]

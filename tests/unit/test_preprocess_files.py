@@ -135,6 +135,26 @@ def test_a_file_that_no_longer_validates_stops_the_group() -> None:
         compute([files[0], broken], [(T0, T0 + 60)])
 
 
+def test_files_not_known_to_be_accepted_report_verdicts_and_bad_ones_are_left_out() -> None:
+    samples = raw_samples(seconds=60)
+    files = split(samples, [T0 + 30.0])
+    broken = (f"{UUID}/{T0 * 1000 + 99}.parquet", b"not parquet")
+    verdicts: list = []
+    result = statevectors_of_files(
+        [files[0], broken, files[1]],
+        [(T0, T0 + 60)],
+        machine_uuid=UUID,
+        limits=ValidationLimits(),
+        now_s=time.time(),
+        max_gap_s=10.0,
+        params=DenoiseParams(),
+        verdicts=verdicts,
+    )
+    assert [v.accepted for v in verdicts] == [True, False, True]
+    assert verdicts[1].reason == "not a parquet file"
+    assert_equal_frames(result, compute(files, [(T0, T0 + 60)]))
+
+
 def test_no_parts_no_rows() -> None:
     result = compute(split(raw_samples(seconds=30), []), [])
     assert result.empty and list(result.columns) == list(STATEVECTOR_COLUMNS)

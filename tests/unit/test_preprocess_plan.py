@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from etl.preprocess.spark import plan_groups
-from etl.steps.preprocess import merge_windows
+from etl.preprocess.validate import Verdict
+from etl.state.domain import Batch, BatchSource, BatchStatus
+from etl.steps.preprocess import (
+    ANNOUNCED_SLACK_S,
+    Checked,
+    announced_range,
+    merge_windows,
+    outside_announced,
+)
 
 
 def test_windows_widen_by_context_and_merge_per_machine() -> None:
@@ -43,3 +53,41 @@ def test_groups_read_the_files_within_reach_of_their_part_of_the_windows() -> No
 
 def test_no_windows_no_work() -> None:
     assert plan_groups([("a", 1, "a/1", 0.0, 9.0)], [], reach_s=32) == ([], {}, [])
+
+
+def _announced(batch_id: int, first: float | None, last: float | None) -> Batch:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return Batch(
+        batch_id, "p", "a", f"a/{batch_id}", "url", BatchSource.LISTING, BatchStatus.DISCOVERED,
+        first, last, None, None, None, None, None, (), None, None, None, None, None, now, now,
+        None, None, 0,
+    )  # fmt: skip
+
+
+def _validated(first: float, last: float) -> Verdict:
+    return Verdict(accepted=True, quality={"first_timestamp": first, "last_timestamp": last})
+
+
+def test_an_announced_range_is_widened_by_the_slack() -> None:
+    assert announced_range(_announced(1, 600.0, 1199.9)) == (
+        600.0 - ANNOUNCED_SLACK_S,
+        1199.9 + ANNOUNCED_SLACK_S,
+    )
+    assert announced_range(_announced(2, 600.0, None)) == (
+        600.0 - ANNOUNCED_SLACK_S,
+        600.0 + ANNOUNCED_SLACK_S,
+    )
+    assert announced_range(_announced(3, None, None)) is None
+
+
+def test_files_whose_samples_leave_their_announced_range_are_found() -> None:
+    slack = ANNOUNCED_SLACK_S
+    checked = [
+        Checked(_announced(1, 600.0, 1200.0), _validated(600.0, 1200.0 + slack)),  # at the edge
+        Checked(_announced(2, 600.0, 1200.0), _validated(600.0 - slack, 1200.0)),
+        Checked(_announced(3, 600.0, 1200.0), _validated(600.0, 1200.0 + slack + 0.1)),
+        Checked(_announced(4, 600.0, 1200.0), _validated(600.0 - slack - 0.1, 1200.0)),
+        Checked(_announced(5, 4200.0, 4800.0), _validated(600.0, 1200.0)),  # an hour off
+        Checked(_announced(6, None, None), _validated(600.0, 1200.0)),  # never announced
+    ]
+    assert [b.id for b in outside_announced(checked)] == [3, 4, 5, 6]
