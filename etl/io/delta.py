@@ -7,7 +7,7 @@ skip a write that a killed-and-restarted job already committed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,11 @@ def table_exists(spark: SparkSession, url: str) -> bool:
 
 
 def prepare_table(
-    spark: SparkSession, url: str, schema: StructType, partition_by: Sequence[str]
+    spark: SparkSession,
+    url: str,
+    schema: StructType,
+    partition_by: Sequence[str],
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Create the table, empty, unless it exists; load its state either way.
 
@@ -42,11 +46,18 @@ def prepare_table(
     JVM's first Delta commit costs ~7 s of class loading and set-up on the
     2-core machines, which then overlaps with work instead of preceding the
     write. An empty table is what the first write would create anyway.
+
+    Args:
+        spark: the session.
+        url: the table's location.
+        schema: the table's columns.
+        partition_by: its partition columns.
+        properties: Delta table properties (``delta.*``) of a table created here; an
+            existing table keeps its own.
     """
     if not table_exists(spark, url):
-        spark.createDataFrame([], schema).write.format("delta").mode("append").partitionBy(
-            *partition_by
-        ).save(url)
+        writer = spark.createDataFrame([], schema).write.format("delta").mode("append")
+        writer.options(**dict(properties or {})).partitionBy(*partition_by).save(url)
     is_empty(spark, url)
 
 

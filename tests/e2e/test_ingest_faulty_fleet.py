@@ -125,6 +125,8 @@ def test_all_at_once_handles_every_fault(spark: SparkSession, fleet: dict) -> No
     by_rust = DeltaTable(url).to_pandas().drop(columns=["day"])
     by_rust = by_rust.sort_values(["machine_uuid", "ts"], ignore_index=True)[vectors.columns]
     pd.testing.assert_frame_equal(by_rust, vectors, check_dtype=False)
+    # created with statistics on ts only (the readers' time ranges), which delta-rs reads too
+    assert DeltaTable(url).metadata().configuration["delta.dataSkippingStatsColumns"] == "ts"
     # every accepted file records the Delta version that holds its seconds
     versions = {b.delta_version for b in batches.values() if b.status == BatchStatus.PREPROCESSED}
     assert None not in versions and max(versions) == DeltaTable(url).version()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -10,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from etl.io.delta import is_empty, prepare_table, replace_where, utc_day
 from etl.preprocess import STATEVECTOR_COLUMNS
-from etl.steps.preprocess import PARTITION_BY, statevectors_table_struct
+from etl.steps.preprocess import PARTITION_BY, TABLE_PROPERTIES, statevectors_table_struct
 from tests.unit.test_preprocess_files import T0, UUID, raw_samples, reference
 
 
@@ -26,6 +27,16 @@ def assert_files_are_lean(folder: Path) -> None:
         assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & encodings, path
 
 
+def _adds(folder: Path) -> list[dict]:
+    """The ``add`` actions of the table's log."""
+    return [
+        action["add"]
+        for commit in sorted((folder / "_delta_log").glob("*.json"))
+        for action in map(json.loads, commit.read_text().splitlines())
+        if "add" in action
+    ]
+
+
 def test_prepared_table_takes_the_first_write_as_an_append(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -36,11 +47,13 @@ def test_prepared_table_takes_the_first_write_as_an_append(
     # what the background set-up creates is what the step writes
     assert list(statevectors_table_struct().fieldNames()) == [*STATEVECTOR_COLUMNS, "day"]
 
-    prepare_table(spark, url, statevectors_table_struct(), PARTITION_BY)
+    prepare_table(spark, url, statevectors_table_struct(), PARTITION_BY, TABLE_PROPERTIES)
     prepare_table(spark, url, statevectors_table_struct(), PARTITION_BY)  # exists: no commit
     table = DeltaTable.forPath(spark, url)
     assert table.history().count() == 1 and is_empty(spark, url)
-    assert table.detail().first()["partitionColumns"] == list(PARTITION_BY)
+    detail = table.detail().first()
+    assert detail["partitionColumns"] == list(PARTITION_BY)
+    assert TABLE_PROPERTIES.items() <= detail["properties"].items()
 
     predicate = f"machine_uuid = '{UUID}' AND ts >= {T0 - 50} AND ts < {T0 + 200}"
     version, written = replace_where(
@@ -52,6 +65,9 @@ def test_prepared_table_takes_the_first_write_as_an_append(
     assert last["operationParameters"]["mode"] == "Append"
     assert not is_empty(spark, url)
     assert_files_are_lean(tmp_path / "statevectors")
+    # statistics on ts only: what the readers' time ranges skip files by
+    stats = [json.loads(add["stats"]) for add in _adds(tmp_path / "statevectors")]
+    assert stats and all(set(s["minValues"]) == {"ts"} for s in stats)
 
     # the next write into the same seconds replaces them
     version, written = replace_where(
