@@ -32,10 +32,15 @@ class Context:
 
     @cached_property
     def spark(self) -> SparkSession:
-        """The SparkSession (created on first use; it lives as long as the process)."""
-        from etl.session import build_session
+        """The SparkSession (created on first use; it lives as long as the process).
 
-        return build_session(self.config)
+        A SIGTERM while the JVM starts is raised once it runs (:func:`etl.signals.shielded`).
+        """
+        from etl.session import build_session
+        from etl.signals import shielded
+
+        with shielded():
+            return build_session(self.config)
 
     @cached_property
     def state_engine(self) -> Engine:

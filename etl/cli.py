@@ -24,11 +24,11 @@ from etl import __version__
 from etl.bootstrap import Context, bootstrap
 from etl.config import ACTIVITIES, ConfigError, load_config
 from etl.observe import configure_logging, emit_job_metrics
+from etl.signals import EXIT_TERMINATED, TerminatedError, terminate_on_sigterm
 
 log = logging.getLogger("etl")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
 PIPELINE_STEPS = ("discover", "preprocess", "train", "infer", "export", "run")
 JOBS = (*PIPELINE_STEPS, "compact")
 """Commands that end with the job metrics of etl.observe."""
@@ -349,13 +349,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_level, json_lines=True, context=context)
     ctx = bootstrap(config)
     try:
-        if args.command in JOBS:
-            return _run_job(ctx, args)
-        return int(args.handler(ctx, args))
+        with terminate_on_sigterm():
+            if args.command in JOBS:
+                return _run_job(ctx, args)
+            return int(args.handler(ctx, args))
     except Exception as exc:
         log.debug("command failed", exc_info=True)
         print(f"etl {args.command}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except TerminatedError as exc:
+        print(f"etl {args.command}: {exc}", file=sys.stderr)
+        return EXIT_TERMINATED
     finally:
         ctx.close()
 

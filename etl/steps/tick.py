@@ -99,14 +99,21 @@ def run_tick(ctx: Context) -> dict[str, Any]:
             "summary": result,
         }
 
-    step("discover", lambda: discover(ctx))
-    step("preprocess", lambda: preprocess(ctx))
-    due = due_types(ctx)
-    step("train", lambda: train(ctx, only=due) if due else {"skipped": "no machine type due"})
-    step("infer", lambda: infer(ctx))
-    step("export", lambda: export(ctx))
-    if compact_due(ctx):
-        step("compact", lambda: compact(ctx))
+    try:
+        step("discover", lambda: discover(ctx))
+        step("preprocess", lambda: preprocess(ctx))
+        due = due_types(ctx)
+        step("train", lambda: train(ctx, only=due) if due else {"skipped": "no machine type due"})
+        step("infer", lambda: infer(ctx))
+        step("export", lambda: export(ctx))
+        if compact_due(ctx):
+            step("compact", lambda: compact(ctx))
+    except BaseException:  # a kill (SIGTERM) or an error outside a step: how far it got
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        with ctx.uow() as uow:
+            uow.runs.finish(run.id, RunStatus.FAILED, _brief(summary))
+            uow.commit()
+        raise
     summary["seconds"] = round(time.monotonic() - started, 1)
     status = RunStatus.FAILED if summary["failed"] else RunStatus.SUCCEEDED
     with ctx.uow() as uow:
