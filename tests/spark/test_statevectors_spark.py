@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from etl.config import S3Config
 from etl.preprocess import DenoiseParams, context_seconds
@@ -37,9 +38,32 @@ def write_files(
     return sources
 
 
+def groups(
+    spark: SparkSession,
+    root: Path,
+    sources: list[tuple[str, int, str, float, float]],
+    windows: list[tuple[str, int, int]],
+    **options: Any,
+) -> DataFrame:
+    """The groups over the raw store at ``root``: 100-s slices, default parameters."""
+    params = DenoiseParams()
+    return statevectors_from_files(
+        spark,
+        sources,
+        windows,
+        read=partial(raw_reader, f"file://{root}", S3Config()),
+        limits=ValidationLimits(),
+        now_s=time.time(),
+        max_gap_s=10.0,
+        params=params,
+        context_s=context_seconds(10.0, params),
+        slice_s=100,
+        **options,
+    )
+
+
 def test_spark_windows_equal_the_pandas_reference(spark: SparkSession, tmp_path: Path) -> None:
     samples = raw_samples()
-    params = DenoiseParams()
     expected = reference(samples)
     # four files, three windows that cut through moving data and the gap, and slices of
     # 100 s that cut through the windows: a second near a cut sees rows on both sides
@@ -47,20 +71,7 @@ def test_spark_windows_equal_the_pandas_reference(spark: SparkSession, tmp_path:
     cuts = [T0 - 100, T0 + 77, T0 + 160, T0 + 1000]
     windows = [(UUID, cuts[i], cuts[i + 1]) for i in range(3)]
     result = (
-        statevectors_from_files(
-            spark,
-            sources,
-            windows,
-            read=partial(raw_reader, f"file://{tmp_path}", S3Config()),
-            limits=ValidationLimits(),
-            now_s=time.time(),
-            max_gap_s=10.0,
-            params=params,
-            context_s=context_seconds(10.0, params),
-            slice_s=100,
-        )
-        .toPandas()
-        .sort_values("ts", ignore_index=True)
+        groups(spark, tmp_path, sources, windows).toPandas().sort_values("ts", ignore_index=True)
     )
     assert_equal_frames(result, expected)
     assert not result["ts"].between(T0 + 151, T0 + 169).any(), "the 20 s gap is not bridged"
@@ -70,7 +81,6 @@ def test_one_pass_groups_report_every_verdict_and_pack_their_rows(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     samples = raw_samples()
-    params = DenoiseParams()
     sources = write_files(tmp_path, split(samples, [T0 + 60.3, T0 + 120.0, T0 + 200.55]))
     broken_key = f"{UUID}/{(T0 + 90) * 1000}.parquet"
     (tmp_path / broken_key).write_bytes(b"not parquet")
@@ -81,17 +91,11 @@ def test_one_pass_groups_report_every_verdict_and_pack_their_rows(
     ]
     location = f"file://{tmp_path}"
     report = spark.sparkContext.accumulator({}, VerdictReport())
-    packed = statevectors_from_files(
+    packed = groups(
         spark,
+        tmp_path,
         sources,
         [(UUID, T0 - 100, T0 + 1000)],
-        read=partial(raw_reader, location, S3Config()),
-        limits=ValidationLimits(),
-        now_s=time.time(),
-        max_gap_s=10.0,
-        params=params,
-        context_s=context_seconds(10.0, params),
-        slice_s=100,
         report=report,
         location=location,
         packed=True,
