@@ -525,6 +525,7 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
         if unique:
             if outside_announced(unique):
                 replanned = 1
+                packed.unpersist()  # not used: free the cache for the second group job
                 windows, vectors = validated_pass(ctx, batches, unique, verdicts, now_s)
             else:
                 vectors = unpacked_statevectors(packed)
