@@ -54,20 +54,15 @@ def due_types(ctx: Context, now: datetime | None = None) -> set[str]:
         for run in uow.runs.for_pipeline(pipeline, "train"):
             if run.status is RunStatus.SUCCEEDED and run.summary:
                 for machine_type in run.summary.get("types", {}):
-                    judged[machine_type] = _aware(run.finished_at or run.started_at)
+                    judged[machine_type] = run.finished_at or run.started_at
         for machine_type in sorted({a.type for a in config.assets}):
             champion = uow.models.champion(pipeline, machine_type)
             if champion is not None:
-                if now - _aware(champion.trained_at) >= retrain:
+                if now - champion.trained_at >= retrain:
                     due.add(machine_type)
             elif machine_type not in judged or now - judged[machine_type] >= recheck:
                 due.add(machine_type)
     return due
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; the state store writes UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def run_tick(ctx: Context) -> dict[str, Any]:
