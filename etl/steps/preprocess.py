@@ -253,8 +253,6 @@ def recompute_statevectors(
     are; with it, the groups report every file's verdict there and the rows come
     packed (one row per group, for a cache that costs little to build).
     """
-    params = _denoise_params(ctx)
-    max_gap_s = ctx.config.preprocess.max_gap_s
     storage = ctx.config.storage
     return statevectors_from_files(
         ctx.spark,
@@ -267,9 +265,9 @@ def recompute_statevectors(
         read=partial(raw_reader, storage.raw_url, storage.s3),
         limits=_limits(ctx),
         now_s=now_s,
-        max_gap_s=max_gap_s,
-        params=params,
-        context_s=context_seconds(max_gap_s, params),
+        max_gap_s=ctx.config.preprocess.max_gap_s,
+        params=_denoise_params(ctx),
+        context_s=_context_s(ctx),
         report=report,
         location=storage.raw_url,
         packed=report is not None,
@@ -403,6 +401,11 @@ def _denoise_params(ctx: Context) -> DenoiseParams:
     return DenoiseParams(max_jump_m=settings.max_jump_m)
 
 
+def _context_s(ctx: Context) -> float:
+    """How far from a second its samples may lie, at the configured parameters."""
+    return context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+
+
 def announced_range(batch: Batch) -> tuple[float, float] | None:
     """Where the file's samples should lie: its announced time range, widened by the slack."""
     if batch.first_timestamp is None:
@@ -424,7 +427,7 @@ def outside_announced(unique: list[Checked]) -> list[Batch]:
 
 def _nearby(ctx: Context, windows: list[tuple[str, int, int]], batches: list[Batch]) -> list[Batch]:
     """Accepted files of earlier runs within the resampler's reach of the windows."""
-    context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+    context = _context_s(ctx)
     in_chunk = {b.id for b in batches}
     return [b for b in neighbour_batches(ctx, windows, context + 1) if b.id not in in_chunk]
 
@@ -445,7 +448,7 @@ def one_pass(
         The windows, the earlier files read, every file's verdict, and the packed rows
         (persisted and computed: the job ran).
     """
-    context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+    context = _context_s(ctx)
     planned = []
     for batch in batches:
         expected = announced_range(batch)
@@ -477,7 +480,7 @@ def validated_pass(
     For a chunk where a file's samples lie outside its announced range: the windows
     and the files each group reads follow from what validation found.
     """
-    context = context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+    context = _context_s(ctx)
     fresh = [_as_validated(i) for i in unique]
     windows = merge_windows(
         [(b.machine_uuid, float(b.first_timestamp), float(b.last_timestamp)) for b in fresh],

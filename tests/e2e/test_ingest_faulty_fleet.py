@@ -101,6 +101,8 @@ def test_all_at_once_handles_every_fault(spark: SparkSession, fleet: dict) -> No
     # same key announced twice is one batch; every listed file is accounted for
     assert found["new"] == len(batches)
     assert result["files"] == len(batches)
+    # every file's samples lie within its announced ten minutes (and the slack): one pass
+    assert result["replanned_chunks"] == 0
     statuses = {b.status for b in batches.values()}
     assert statuses <= {BatchStatus.PREPROCESSED, BatchStatus.REJECTED}
     assert all(b.reason for b in batches.values() if b.status == BatchStatus.REJECTED)
