@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
 
 def utc_day(seconds: float) -> str:
@@ -33,32 +32,22 @@ def table_exists(spark: SparkSession, url: str) -> bool:
     return DeltaTable.isDeltaTable(spark, url)
 
 
-def prepare_table(
-    spark: SparkSession,
-    url: str,
-    schema: StructType,
-    partition_by: Sequence[str],
-    properties: Mapping[str, str] | None = None,
-) -> None:
-    """Create the table, empty, unless it exists; load its state either way.
+def warm_table(spark: SparkSession, url: str) -> bool:
+    """Load an existing table's state; whether the table exists.
 
-    Meant to run in a background thread while the job's first Spark stage runs: a
-    JVM's first Delta commit costs ~7 s of class loading and set-up on the
-    2-core machines, which then overlaps with work instead of preceding the
-    write. An empty table is what the first write would create anyway.
-
-    Args:
-        spark: the session.
-        url: the table's location.
-        schema: the table's columns.
-        partition_by: its partition columns.
-        properties: Delta table properties (``delta.*``) of a table created here; an
-            existing table keeps its own.
+    Meant to run in a background thread while the job's first Spark stage runs.
+    Delta looks a write's ``txnAppId`` up in the table's state, which a fresh JVM
+    rebuilds from the log with Spark jobs: this moves that off the write's path.
+    A missing table is left to its first write, which creates it
+    (:func:`replace_where`) and needs no state. Creating it empty here, as
+    sessions 7-9 did, cost a commit and then that reconstruction: the first
+    preprocess of 10 machine-days spent ~8 s more CPU and ~3 s more time
+    (make bench-preprocess, session 10).
     """
     if not table_exists(spark, url):
-        writer = spark.createDataFrame([], schema).write.format("delta").mode("append")
-        writer.options(**dict(properties or {})).partitionBy(*partition_by).save(url)
+        return False
     is_empty(spark, url)
+    return True
 
 
 def is_empty(spark: SparkSession, url: str) -> bool:
@@ -84,6 +73,7 @@ def replace_where(
     partition_by: Sequence[str],
     txn_app_id: str,
     txn_version: int,
+    properties: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
     """Replace the rows matching ``predicate`` with ``df`` in one commit.
 
@@ -91,7 +81,8 @@ def replace_where(
         The table version after the write, and the rows it wrote.
 
     Every row of ``df`` must match ``predicate`` (Delta checks). The first write
-    creates the table, partitioned by ``partition_by``. Into a table without data
+    creates the table, partitioned by ``partition_by``, with the Delta table
+    ``properties`` (``delta.*``; an existing table keeps its own). Into a table without data
     the write appends: there is nothing to replace, and Delta's ``replaceWhere``
     on data columns took three times as long as an append for the same rows.
     """
@@ -102,7 +93,8 @@ def replace_where(
     )
     spark = df.sparkSession
     if not table_exists(spark, url):
-        writer.mode("append").partitionBy(*partition_by).save(url)
+        writer.options(**dict(properties or {})).mode("append").partitionBy(*partition_by)
+        writer.save(url)
     elif is_empty(spark, url):
         writer.mode("append").save(url)
     else:

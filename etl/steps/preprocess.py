@@ -37,13 +37,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pyspark import StorageLevel
+from pyspark.sql import types
 
 from etl.config import S3Config
-from etl.io.delta import prepare_table, quote, replace_where, utc_day
+from etl.io.delta import quote, replace_where, utc_day, warm_table
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
 from etl.preprocess.schema import statevector_struct
-from etl.preprocess.spark import VerdictReport, statevectors_from_files, unpacked_statevectors
+from etl.preprocess.spark import (
+    VerdictReport,
+    local_frame,
+    statevectors_from_files,
+    unpacked_statevectors,
+)
 from etl.preprocess.validate import (
     ValidationLimits,
     Verdict,
@@ -58,7 +64,6 @@ from etl.state.transitions import FileFacts, duplicate, preprocessed, rejected
 if TYPE_CHECKING:
     from pyspark.accumulators import Accumulator
     from pyspark.sql import DataFrame
-    from pyspark.sql.types import StructType
 
     from etl.bootstrap import Context
 
@@ -75,6 +80,21 @@ range, and Delta's default (min, max and null count of the first 32 columns, for
 row written) cost the StateVectors write ~1.3 s of 7 on 10 machine-days (session 9)."""
 FILES_PER_TASK = 100
 """Upper bound of files one validation task reads (more tasks for a larger backlog)."""
+CHECK_SCHEMA = types.StructType(
+    [
+        types.StructField("batch_id", types.LongType()),
+        types.StructField("machine_uuid", types.StringType()),
+        types.StructField("key", types.StringType()),
+    ]
+)
+"""The files :func:`check_files` validates."""
+VERDICT_SCHEMA = types.StructType(
+    [
+        types.StructField("batch_id", types.LongType()),
+        types.StructField("verdict", types.StringType()),
+    ]
+)
+"""What :func:`check_files` returns per file."""
 ANNOUNCED_SLACK_S = 120.0
 """How far outside its announced time range a file's samples may lie for the one pass.
 
@@ -165,13 +185,11 @@ def check_files(ctx: Context, batches: list[Batch], now_s: float) -> dict[int, V
         len(batches),
         max(spark.sparkContext.defaultParallelism * 4, math.ceil(len(batches) / FILES_PER_TASK)),
     )
-    keys = spark.createDataFrame(
-        [(b.id, b.machine_uuid, b.key) for b in batches],
-        "batch_id long, machine_uuid string, key string",
-    ).repartition(max(tasks, 1))
+    keys = local_frame(spark, [(b.id, b.machine_uuid, b.key) for b in batches], CHECK_SCHEMA)
+    keys = keys.repartition(max(tasks, 1))
     rows = keys.mapInPandas(
         file_checker(storage.raw_url, storage.s3, _limits(ctx), now_s),
-        "batch_id long, verdict string",
+        VERDICT_SCHEMA,
     ).collect()
     return {row.batch_id: verdict_from_json(row.verdict) for row in rows}
 
@@ -274,10 +292,8 @@ def recompute_statevectors(
     )
 
 
-def statevectors_table_struct() -> StructType:
+def statevectors_table_struct() -> types.StructType:
     """The table's schema: the StateVector columns and the ``day`` partition column."""
-    from pyspark.sql import types
-
     return types.StructType(
         [*statevector_struct().fields, types.StructField("day", types.StringType(), False)]
     )
@@ -305,6 +321,7 @@ def write_statevectors(
         partition_by=PARTITION_BY,
         txn_app_id=txn_app_id,
         txn_version=txn_version,
+        properties=TABLE_PROPERTIES,
     )
 
 
@@ -506,16 +523,9 @@ def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int
 
     now_s = time.time()
     url = statevectors_url(ctx.config.output_url)
-    # Delta's set-up overlaps with the groups, which keep the cores busy in Python
+    # an existing table's state loads beside the groups (a missing one: nothing to load)
     warmup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-warmup")
-    table = warmup.submit(
-        prepare_table,
-        ctx.spark,
-        url,
-        statevectors_table_struct(),
-        PARTITION_BY,
-        TABLE_PROPERTIES,
-    )
+    table = warmup.submit(warm_table, ctx.spark, url)
     warmup.shutdown(wait=False)
     windows, neighbours, verdicts, packed = one_pass(ctx, batches, now_s)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -87,3 +88,42 @@ def test_pandas_udfs_run_in_the_venv(spark: SparkSession) -> None:
         ("a", 2, pyarrow.__version__),
         ("b", 1, pyarrow.__version__),
     ]
+
+
+def test_python_workers_fork_from_our_daemon_with_site_packages_pyspark(
+    spark: SparkSession,
+) -> None:
+    def where_from(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import os
+        import sys
+
+        import pyspark
+
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+            daemon = handle.read().replace(b"\0", b" ").decode()
+        preloaded = "etl.preprocess.files" in sys.modules
+        for _ in frames:
+            yield pd.DataFrame(
+                {"daemon": [daemon], "pyspark": [pyspark.__file__], "pre": [preloaded]}
+            )
+
+    row = (
+        spark.range(1).mapInPandas(where_from, "daemon string, pyspark string, pre boolean").first()
+    )
+    assert row is not None
+    assert "-m etl.spark_daemon" in row["daemon"]
+    # the installed package, not the pyspark.zip Spark puts first on the workers' path
+    assert ".zip" not in row["pyspark"] and "site-packages" in row["pyspark"]
+    assert row["pre"]  # imported by the daemon before it forked the worker
+
+
+def test_local_frames_reach_the_jvm_without_python_workers(spark: SparkSession) -> None:
+    from etl.preprocess.spark import WORK_SCHEMA, local_frame
+
+    rows = [(0, 5, 7, "m/1.parquet", 1.5), (1, 5, 8, "m/2.parquet", 2.5)]
+    frame = local_frame(spark, rows, WORK_SCHEMA)
+    # Arrow batches read by the JVM: no pickled rows for Python workers to decode
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert "PythonRDD" not in plan and "Scan ExistingRDD" not in plan, plan
+    assert [tuple(r) for r in frame.collect()] == rows
+    assert frame.schema == WORK_SCHEMA
