@@ -83,3 +83,15 @@ def _struct(dtypes: dict[str, str], not_null: frozenset[str]) -> StructType:
 def statevector_struct() -> StructType:
     """The StateVectors table schema, also the ``applyInPandas`` result schema."""
     return _struct(STATEVECTOR_DTYPES, _NOT_NULL)
+
+
+PARTITION_DAY = "day"
+"""The StateVectors table's partition column besides the machine: the UTC date of
+``ts`` (ISO, ``YYYY-MM-DD``), as :func:`etl.io.delta.utc_day` gives it."""
+
+
+def statevector_table_struct() -> StructType:
+    """The StateVectors table's schema: the StateVector columns, then ``day``."""
+    from pyspark.sql import types
+
+    return statevector_struct().add(PARTITION_DAY, types.StringType(), False)

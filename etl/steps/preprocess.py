@@ -43,7 +43,6 @@ from etl.config import S3Config
 from etl.io.delta import quote, replace_where, utc_day, warm_table
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
-from etl.preprocess.schema import statevector_struct
 from etl.preprocess.spark import (
     VerdictReport,
     local_frame,
@@ -267,9 +266,10 @@ def recompute_statevectors(
 ) -> DataFrame:
     """StateVectors of the windows from these files (see :func:`statevectors_from_files`).
 
-    Without ``report``, the files are known to be accepted and the rows come as they
-    are; with it, the groups report every file's verdict there and the rows come
-    packed (one row per group, for a cache that costs little to build).
+    The rows come packed, one row per group (:func:`unpacked_statevectors` gives the
+    table's rows): cheap to cache, and the ``day`` computed once per group. Without
+    ``report``, the files are known to be accepted; with it, the groups report
+    every file's verdict there.
     """
     storage = ctx.config.storage
     return statevectors_from_files(
@@ -288,14 +288,7 @@ def recompute_statevectors(
         context_s=_context_s(ctx),
         report=report,
         location=storage.raw_url,
-        packed=report is not None,
-    )
-
-
-def statevectors_table_struct() -> types.StructType:
-    """The table's schema: the StateVector columns and the ``day`` partition column."""
-    return types.StructType(
-        [*statevector_struct().fields, types.StructField("day", types.StringType(), False)]
+        packed=True,
     )
 
 
@@ -307,15 +300,15 @@ def write_statevectors(
     txn_app_id: str,
     txn_version: int,
 ) -> tuple[int, int]:
-    """Replace exactly the windows' seconds (rows that lost coverage go too).
+    """Replace exactly the windows' seconds with ``vectors`` (rows that lost coverage go too).
+
+    ``vectors`` are table rows (:func:`unpacked_statevectors`: with their ``day``).
 
     Returns:
         The new table version and the StateVector rows written.
     """
-    from pyspark.sql import functions as F
-
     return replace_where(
-        vectors.withColumn("day", F.date_format(F.timestamp_seconds("ts"), "yyyy-MM-dd")),
+        vectors,
         url,
         _window_filter(windows),
         partition_by=PARTITION_BY,
@@ -507,7 +500,8 @@ def validated_pass(
     unknown = [b for b in neighbours if b.id not in verdicts]
     if unknown:
         refuse_unusable(unknown, check_files(ctx, unknown, now_s))
-    return windows, recompute_statevectors(ctx, [*fresh, *neighbours], windows, now_s)
+    packed = recompute_statevectors(ctx, [*fresh, *neighbours], windows, now_s)
+    return windows, unpacked_statevectors(packed)
 
 
 def preprocess_chunk(ctx: Context, batches: list[Batch], run_id: int, chunk: int) -> dict[str, Any]:

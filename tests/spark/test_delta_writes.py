@@ -11,7 +11,8 @@ from pyspark.sql import SparkSession
 
 from etl.io.delta import is_empty, replace_where, utc_day, warm_table
 from etl.preprocess import STATEVECTOR_COLUMNS
-from etl.steps.preprocess import PARTITION_BY, TABLE_PROPERTIES, statevectors_table_struct
+from etl.preprocess.schema import statevector_table_struct
+from etl.steps.preprocess import PARTITION_BY, TABLE_PROPERTIES
 from tests.unit.test_preprocess_files import T0, UUID, raw_samples, reference
 
 
@@ -53,8 +54,8 @@ def test_the_first_write_creates_the_table_with_its_properties(
     url = f"file://{tmp_path}/statevectors"
     frame = reference(raw_samples(seconds=120, gap=(200, 210)))
     frame["day"] = [utc_day(ts) for ts in frame["ts"]]
-    vectors = spark.createDataFrame(frame, statevectors_table_struct()).persist()
-    assert list(statevectors_table_struct().fieldNames()) == [*STATEVECTOR_COLUMNS, "day"]
+    vectors = spark.createDataFrame(frame, statevector_table_struct()).persist()
+    assert list(statevector_table_struct().fieldNames()) == [*STATEVECTOR_COLUMNS, "day"]
 
     # nothing to warm up and nothing created: the first write makes the table
     assert warm_table(spark, url) is False
@@ -105,8 +106,8 @@ def test_a_table_without_data_takes_the_first_write_as_an_append(
     url = f"file://{tmp_path}/statevectors"
     frame = reference(raw_samples(seconds=60))
     frame["day"] = [utc_day(ts) for ts in frame["ts"]]
-    vectors = spark.createDataFrame(frame, statevectors_table_struct())
-    empty = spark.createDataFrame([], statevectors_table_struct()).write.format("delta")
+    vectors = spark.createDataFrame(frame, statevector_table_struct())
+    empty = spark.createDataFrame([], statevector_table_struct()).write.format("delta")
     empty.partitionBy(*PARTITION_BY).save(url)  # as sessions 7-9 created it
     assert is_empty(spark, url)
 

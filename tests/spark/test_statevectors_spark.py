@@ -7,11 +7,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from etl.config import S3Config
+from etl.io.delta import utc_day
 from etl.preprocess import DenoiseParams, context_seconds
-from etl.preprocess.spark import VerdictReport, statevectors_from_files, unpacked_statevectors
+from etl.preprocess.spark import (
+    VerdictReport,
+    statevectors_from_files,
+    unpacked_statevectors,
+    with_day,
+)
 from etl.preprocess.validate import ValidationLimits, validate_arrays, verdict_from_json
 from etl.steps.preprocess import raw_reader
 from tests.unit.test_preprocess_files import (
@@ -109,4 +116,15 @@ def test_one_pass_groups_report_every_verdict_and_pack_their_rows(
     assert verdicts[6].reason == f"file not found: {location}/{gone_key}"
     result = unpacked_statevectors(packed).toPandas().sort_values("ts", ignore_index=True)
     packed.unpersist()
-    assert_equal_frames(result, reference(samples))
+    # table rows: each StateVector with its UTC day, the table's partition value
+    assert result["day"].tolist() == [utc_day(ts) for ts in result["ts"]]
+    assert_equal_frames(result.drop(columns="day"), reference(samples))
+
+
+def test_the_day_of_a_batch_is_the_utc_date_of_each_second() -> None:
+    ts = pa.array([T0 - 2, T0 - 1, T0, T0 + 86_399, T0 + 86_400], pa.int64())
+    batch = pa.RecordBatch.from_arrays([ts], names=["ts"])
+    day = with_day(batch).column("day").to_pylist()
+    assert day == ["2025-12-31", "2025-12-31", "2026-01-01", "2026-01-01", "2026-01-02"]
+    empty = with_day(batch.slice(0, 0))
+    assert empty.num_rows == 0 and empty.schema.field("day").type == pa.string()
