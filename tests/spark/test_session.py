@@ -95,26 +95,19 @@ def test_python_workers_fork_from_our_daemon_with_site_packages_pyspark(
 ) -> None:
     def where_from(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import os
-        import sys
 
         import pyspark
 
         with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
             daemon = handle.read().replace(b"\0", b" ").decode()
-        preloaded = "etl.preprocess.files" in sys.modules
         for _ in frames:
-            yield pd.DataFrame(
-                {"daemon": [daemon], "pyspark": [pyspark.__file__], "pre": [preloaded]}
-            )
+            yield pd.DataFrame({"daemon": [daemon], "pyspark": [pyspark.__file__]})
 
-    row = (
-        spark.range(1).mapInPandas(where_from, "daemon string, pyspark string, pre boolean").first()
-    )
+    row = spark.range(1).mapInPandas(where_from, "daemon string, pyspark string").first()
     assert row is not None
     assert "-m etl.spark_daemon" in row["daemon"]
     # the installed package, not the pyspark.zip Spark puts first on the workers' path
     assert ".zip" not in row["pyspark"] and "site-packages" in row["pyspark"]
-    assert row["pre"]  # imported by the daemon before it forked the worker
 
 
 def test_local_frames_reach_the_jvm_without_python_workers(spark: SparkSession) -> None:
