@@ -28,23 +28,13 @@ def assert_files_are_lean(folder: Path) -> None:
         assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & encodings, path
 
 
-def _adds(folder: Path) -> list[dict]:
-    """The ``add`` actions of the table's log."""
+def _actions(folder: Path, kind: str) -> list[dict]:
+    """The table log's actions of one kind (``add``, ``txn`` ...), oldest first."""
     return [
-        action["add"]
+        action[kind]
         for commit in sorted((folder / "_delta_log").glob("*.json"))
         for action in map(json.loads, commit.read_text().splitlines())
-        if "add" in action
-    ]
-
-
-def _txns(folder: Path) -> list[dict]:
-    """The ``txn`` actions of the table's log."""
-    return [
-        action["txn"]
-        for commit in sorted((folder / "_delta_log").glob("*.json"))
-        for action in map(json.loads, commit.read_text().splitlines())
-        if "txn" in action
+        if kind in action
     ]
 
 
@@ -77,11 +67,11 @@ def test_the_first_write_creates_the_table_with_its_properties(
     detail = table.detail().first()
     assert detail["partitionColumns"] == list(PARTITION_BY)
     assert TABLE_PROPERTIES.items() <= detail["properties"].items()
-    txns = [(txn["appId"], txn["version"]) for txn in _txns(tmp_path / "statevectors")]
+    txns = [(txn["appId"], txn["version"]) for txn in _actions(tmp_path / "statevectors", "txn")]
     assert txns == [("t", 1)]  # the creating commit records the write's transaction
     assert_files_are_lean(tmp_path / "statevectors")
     # statistics on ts only: what the readers' time ranges skip files by
-    stats = [json.loads(add["stats"]) for add in _adds(tmp_path / "statevectors")]
+    stats = [json.loads(add["stats"]) for add in _actions(tmp_path / "statevectors", "add")]
     assert stats and all(set(s["minValues"]) == {"ts"} for s in stats)
 
     assert warm_table(spark, url) is True  # loads the state, commits nothing
