@@ -43,6 +43,7 @@ from etl.config import S3Config
 from etl.io.delta import quote, replace_where, utc_day, warm_table
 from etl.io.objectstore import open_store
 from etl.preprocess import DenoiseParams, context_seconds
+from etl.preprocess.schema import PARTITION_DAY
 from etl.preprocess.spark import (
     VerdictReport,
     local_frame,
@@ -71,7 +72,7 @@ log = logging.getLogger(__name__)
 CHUNK_FILES = 2000
 """Files per Spark round: large enough to amortise a job's fixed costs (the driver keeps
 only each file's verdict, not its rows)."""
-PARTITION_BY = ("machine_uuid", "day")
+PARTITION_BY = ("machine_uuid", PARTITION_DAY)
 """The StateVectors table's partitions: the queries that follow read one machine's days."""
 TABLE_PROPERTIES = {"delta.dataSkippingStatsColumns": "ts"}
 """Per-file statistics on ``ts`` only: readers select a machine's partitions and a time

@@ -94,6 +94,7 @@ def run_tick(ctx: Context) -> dict[str, Any]:
             "summary": result,
         }
 
+    completed = False
     try:
         step("discover", lambda: discover(ctx))
         step("preprocess", lambda: preprocess(ctx))
@@ -103,17 +104,15 @@ def run_tick(ctx: Context) -> dict[str, Any]:
         step("export", lambda: export(ctx))
         if compact_due(ctx):
             step("compact", lambda: compact(ctx))
-    except BaseException:  # a kill (SIGTERM) or an error outside a step: how far it got
+        completed = True
+    finally:  # also after a kill (SIGTERM) or an error outside a step: how far it got
         summary["seconds"] = round(time.monotonic() - started, 1)
+        ok = completed and not summary["failed"]
         with ctx.uow() as uow:
-            uow.runs.finish(run.id, RunStatus.FAILED, _brief(summary))
+            uow.runs.finish(
+                run.id, RunStatus.SUCCEEDED if ok else RunStatus.FAILED, _brief(summary)
+            )
             uow.commit()
-        raise
-    summary["seconds"] = round(time.monotonic() - started, 1)
-    status = RunStatus.FAILED if summary["failed"] else RunStatus.SUCCEEDED
-    with ctx.uow() as uow:
-        uow.runs.finish(run.id, status, _brief(summary))
-        uow.commit()
     if summary["failed"]:
         names = ", ".join(f"{k} ({v})" for k, v in summary["failed"].items())
         raise TickFailedError(f"{len(summary['failed'])} step(s) failed: {names}", summary)
