@@ -182,4 +182,16 @@ def build_session(config: Config) -> SparkSession:
     hadoop = session.sparkContext._jsc.hadoopConfiguration()
     for key, value in s3a_conf(config.storage.s3).items():
         hadoop.set(key.removeprefix("spark.hadoop."), value)
+    keep_stdout_ours(session)
     return session
+
+
+def keep_stdout_ours(session: SparkSession) -> None:
+    """Send what the driver JVM prints to stdout (``System.out``) to its stderr instead.
+
+    The JVM shares the process's stdout (it is our child, or under spark-submit
+    our parent), and a command's stdout carries only its JSON summary for the
+    scheduler that reads it; Delta's ``VACUUM``, for one, prints a line there.
+    """
+    system = session.sparkContext._jvm.java.lang.System
+    system.setOut(system.err)

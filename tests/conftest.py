@@ -6,8 +6,13 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from etl.config import Config
+    from etl.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("unit", "spark", "integration", "e2e")
@@ -31,6 +36,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def demo_config_path() -> Path:
     return ROOT / "conf" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_config(demo_config_path: Path) -> Config:
+    from etl.config import load_config
+
+    return load_config(demo_config_path)
+
+
+@pytest.fixture(scope="session")
+def stack(demo_config: Config) -> Stack:
+    """The real local stack, readiness-checked once per session.
+
+    `make test` starts it (`etl stack up`). If it is not ready the tests fail with
+    the command to run; they are never skipped in its place.
+    """
+    from etl.stack import build_stack, status
+
+    services = build_stack(demo_config)
+    down = [row["service"] for row in status(services) if row["state"] != "ready"]
+    if down:
+        pytest.fail(
+            f"local stack not ready ({', '.join(down)}): run `.venv/bin/etl --config "
+            "conf/demo.yaml stack up` (make test does)"
+        )
+    return services
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ Per machine type that has a champion model in the state store:
 3. an inference run is recorded (model, StateVectors Delta version, cuts)
    before anything is written;
 4. features (:func:`etl.train.features.statevector_features`) over the
-   machine's StateVectors from ``cut - WARMUP_S``, the MLlib model loaded from
-   MLflow (``mlflow.spark``), the model's own smoothing per machine in
+   machine's StateVectors from ``cut - WARMUP_S``, the champion's MLlib
+   pipeline loaded from its versioned copy (the one MLflow logged too) through
+   this step's own session, the model's own smoothing per machine in
    ``applyInPandas``; every second from the cut on is replaced in the
    ``seconds`` table, then the segments and cycles from the cut on are
    rebuilt from those seconds and replace theirs (``replaceWhere``, one commit
@@ -59,9 +60,8 @@ from etl.io.objectstore import open_store
 from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
-from etl.steps.train import open_mlflow
 from etl.train.features import statevector_features
-from etl.train.model import Smoothing
+from etl.train.model import Smoothing, load_model, models_url
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -94,16 +94,19 @@ class Champion:
 
 
 def load_champion(ctx: Context, row: ModelVersion) -> Champion:
-    """The registered model from MLflow and its smoothing from the version's manifest."""
+    """The champion's fitted pipeline and smoothing, from its versioned copy and manifest.
+
+    Read through this step's own session (:func:`etl.train.model.load_model`):
+    ``etl infer`` and ``jobs/infer.py`` start in a fresh process.
+    """
     store = open_store(ctx.config.output_url, ctx.config.storage.s3)
     manifest = json.loads(store.get(f"models/{row.machine_type}/v{row.version}/training_data.json"))
     smoothing = Smoothing(
         tuple(float(s) for s in manifest["smoothing"]["stays"]),
         tuple(int(m) for m in manifest["smoothing"]["min_segments_s"]),
     )
-    mlflow = open_mlflow(ctx)
-    model = mlflow.spark.load_model(f"models:/{row.registry_name}/{row.registry_version}")
-    return Champion(row, model, smoothing)
+    url = row.url or models_url(ctx.config.output_url, row.machine_type, row.version)
+    return Champion(row, load_model(ctx.spark, url), smoothing)
 
 
 def first_changed(batches: list[Batch]) -> dict[str, int]:

@@ -41,6 +41,9 @@ from etl.train.model import (
     evaluate,
     fit,
     flat_metrics,
+    load_model,
+    models_url,
+    save_model,
     score_seconds,
     segment_stats,
     with_label_index,
@@ -68,11 +71,6 @@ PIP_REQUIREMENTS = ("pyspark==4.2.0", "mlflow==3.17.2", "numpy", "pandas")
 def registry_name(pipeline: str, machine_type: str) -> str:
     """The MLflow registered model of a pipeline's machine type."""
     return f"{pipeline}-{machine_type}-activity"
-
-
-def models_url(output_url: str, machine_type: str, version: int) -> str:
-    """Where version ``version`` of a type's model and its manifest live."""
-    return f"{output_url}/models/{machine_type}/v{version}"
 
 
 def read_labels(ctx: Context) -> DataFrame | None:
@@ -132,24 +130,25 @@ def open_mlflow(ctx: Context) -> Any:
 
 
 def _champion_score(
-    mlflow: Any, name: str, test: DataFrame, machine_type: str, smoothing: Smoothing
+    ctx: Context, test: DataFrame, machine_type: str, smoothing: Smoothing
 ) -> tuple[float | None, str | None]:
-    """The registered champion's macro-F1 on the same held-out data, and its version.
+    """The champion's macro-F1 on the same held-out data, and its registered version.
 
-    Smoothed like the candidate (its parameters come from this training split), so
-    that the comparison is between the two classifiers on equal terms.
+    The champion is the state store's, the model inference scores with, loaded
+    from its versioned copy. Smoothed like the candidate (its parameters come
+    from this training split), so that the comparison is between the two
+    classifiers on equal terms.
     """
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient()
-    try:
-        current = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
+    with ctx.uow() as uow:
+        current = uow.models.champion(ctx.config.pipeline.name, machine_type)
+    if current is None:
         return None, None
-    model = mlflow.spark.load_model(f"models:/{name}@champion")
+    model = load_model(
+        ctx.spark, current.url or models_url(ctx.config.output_url, machine_type, current.version)
+    )
     scored = score_seconds(model, test, len(ACTIVITIES[machine_type]))
     result = evaluate(scored, machine_type, smoothing)
-    return float(result["macro_f1"]), str(current.version)
+    return float(result["macro_f1"]), str(current.registry_version or current.version)
 
 
 def log_run(
@@ -272,7 +271,7 @@ def train_type(
             (m.version for m in uow.models.for_pipeline(pipeline, machine_type)), default=0
         )
     url = models_url(ctx.config.output_url, machine_type, version)
-    model.write().overwrite().save(f"{url}/model")
+    save_model(model, ctx.spark, url)
     manifest = {
         "machine_type": machine_type,
         "version": version,
@@ -295,8 +294,8 @@ def train_type(
     )
 
     name = registry_name(pipeline, machine_type)
+    champion_f1, champion_version = _champion_score(ctx, test, machine_type, smoothing)
     mlflow = open_mlflow(ctx)
-    champion_f1, champion_version = _champion_score(mlflow, name, test, machine_type, smoothing)
     promote = should_promote(metrics["macro_f1"], champion_f1)
     run_id, registered = log_run(
         ctx,

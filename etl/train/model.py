@@ -24,7 +24,7 @@ from etl.train.smoothing import smooth_activities
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 LABEL = "label"
 DEFAULT_STAY = 0.98
@@ -151,6 +151,35 @@ def fit(train: DataFrame, params: ModelParams) -> PipelineModel:
             subsamplingRate=0.5,
         )
     return Pipeline(stages=[assembler, classifier]).fit(train)
+
+
+def models_url(output_url: str, machine_type: str, version: int) -> str:
+    """Where version ``version`` of a type's model and its manifest live."""
+    return f"{output_url}/models/{machine_type}/v{version}"
+
+
+def model_path(url: str) -> str:
+    """Where the fitted pipeline of the model version at ``url`` is saved."""
+    return f"{url}/model"
+
+
+def save_model(model: PipelineModel, spark: SparkSession, url: str) -> None:
+    """Save the fitted pipeline with the version's manifest, under the pipeline's own prefix."""
+    model.write().session(spark).overwrite().save(model_path(url))
+
+
+def load_model(spark: SparkSession, url: str) -> PipelineModel:
+    """The fitted pipeline saved by :func:`save_model`, read through ``spark``.
+
+    The session is an argument, not found as a global: a step that scores in a
+    fresh process (spark-submit, a Kubeflow step) must have created it, so no
+    step relies on an earlier one having done so. The path is under the
+    pipeline's object-store prefix, which every executor can read; MLflow's
+    ``load_model`` hands executors the driver's local download instead.
+    """
+    from pyspark.ml import PipelineModel
+
+    return PipelineModel.read().session(spark).load(model_path(url))
 
 
 def score_seconds(model: PipelineModel, frame: DataFrame, classes: int) -> pd.DataFrame:

@@ -1,18 +1,18 @@
 """The jobs under spark-submit on a standalone cluster do what the CLI does, with shipped code.
 
 A master and two workers (1 core, 1 GB each) run on loopback from the pip pyspark.
-One simulated fleet is preprocessed twice: by ``etl discover`` and ``etl preprocess``
-in local mode, and by ``spark-submit jobs/discover.py`` and ``jobs/preprocess.py``
-against the cluster, with our jars (``--jars``) and our package (built as a wheel,
-shipped as a zip with ``--py-files``) sent to the executors. The two runs must leave
-the same batches and the same StateVectors, the cluster's two executors must have
-run the preprocessing, and a probe job shows that the driver and the executors
-imported ``etl`` from the shipped zip, not from the venv. The submitted preprocess
-logs as the CLI does: JSON lines (``--log-json``) on stderr, its metrics record among
-them, and only its JSON summary on stdout.
-
-Training and inference are left out: on 2 cores they would take many minutes and
-ship nothing that preprocessing does not (same jars, same package, pandas UDFs).
+One simulated fleet goes through the whole pipeline twice: by the ``etl`` commands in
+local mode, and by ``spark-submit jobs/{step}.py`` against the cluster, every job in
+the order the Kubeflow pipeline runs them (discover, preprocess, train, infer,
+export) with the options of the generated manifests, each a fresh process, then
+``jobs/run.py`` (a tick with nothing new). Our jars (``--jars``) and our package (built
+as a wheel, shipped as a zip with ``--py-files``) go to the executors; both runs export
+into the local stack's PostgreSQL. The two runs must leave the same batches, the same
+StateVectors and the same results rows, the cluster's two executors must have run
+the preprocessing, and a probe job shows that the driver and the executors imported
+``etl`` from the shipped zip, not from the venv. The submitted jobs log as the CLI
+does: JSON lines (``--log-json``) on stderr, their metrics records among them, and
+only their JSON summary on stdout.
 
 spark-submit also puts ``--py-files`` first on the *driver's* path, so the driver
 runs from the zip too (``etl.state.migrate`` copies the migrations out of it for
@@ -26,11 +26,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from etl.config import Config
+from etl.deploy.manifests import JOB_EXTRA_ARGS, JOB_OPTIONS
+from etl.deploy.pipeline import PIPELINE_STEPS
 from etl.session import pinned_jars
+from etl.stack import Stack
 from tests.e2e.conftest import embedded_config
 from tests.e2e.standalone import LOOPBACK, StandaloneCluster, spark_home, standalone_cluster
+from tests.processes import run
+from tests.results_db import pipeline_results
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)
@@ -52,7 +57,8 @@ ASSETS = [
     {"uuid": "e2e00000-0000-4000-8000-0000000000e2", "type": "excavator"},
 ]
 DAYS = 0.05  # 16 files: two duplicates among them (seed 7), one rejected
-STEP_TIMEOUT_S = 300
+TRAINING = {"min_days": 0.04, "model": {"num_trees": 5, "max_depth": 5}}
+"""Enough to train both types on 1.2 hours each (a lone machine: its last stretch held out)."""
 BATCH_FIELDS = [
     "machine_uuid",
     "key",
@@ -64,36 +70,6 @@ BATCH_FIELDS = [
     "duplicate_of",
     "quality",
 ]
-
-
-def run(argv: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path) -> str:
-    """Run a command in its own process group, stderr to ``log``; its stdout if it exits 0.
-
-    Both streams are pipes, as under a container runtime or a log collector. The
-    group is killed on timeout or interruption, so that a hung spark-submit does not
-    leave a driver JVM or its Python behind.
-    """
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
-    err = b""
-    try:
-        out, err = proc.communicate(timeout=STEP_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
-        log.write_bytes(err)
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-15:]
-        pytest.fail(f"{' '.join(argv[:4])} ... exited {proc.returncode}:\n" + "\n".join(tail))
-    return out.decode()
 
 
 def build_package(workdir: Path) -> Path:
@@ -196,6 +172,15 @@ def batches(status: str) -> pd.DataFrame:
     return frame.sort_values("key", ignore_index=True)
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """One spark-submit of a job: the applications it started, its stdout and stderr."""
+
+    apps: set[str]
+    out: str
+    err: str
+
+
 @dataclass
 class Runs:
     """Both runs over the same fleet, and what the cluster recorded."""
@@ -205,10 +190,11 @@ class Runs:
     package: Path
     cli_status: str
     submit_status: str
+    names: dict[str, str]
+    jobs: dict[str, Submitted]
     preprocess_apps: list[dict[str, Any]]
-    preprocess_out: str
-    preprocess_err: str
-    discover_err: str
+    cli_results: dict[str, pd.DataFrame]
+    submit_results: dict[str, pd.DataFrame]
     probe: dict[str, Any]
 
 
@@ -224,15 +210,35 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
 
 
 @pytest.fixture(scope="module")
-def runs(cluster: StandaloneCluster, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+def runs(
+    cluster: StandaloneCluster,
+    stack: Stack,
+    demo_config: Config,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Runs:
     root = tmp_path_factory.mktemp("submit")
     package = build_package(root / "package")
     raw = f"file://{root}/raw"
-    cli = embedded_config(root / "cli", "cli", ASSETS, spark={"master": "local[2]"})
-    submit = embedded_config(root / "submit", "submit", ASSETS)  # spark-submit picks the master
-    for path in (cli, submit):  # one fleet, read by both
+    # unique pipeline names: both export into the stack's results database
+    suffix = root.name.replace("_", "-").lower()
+    names = {"cli": f"cli-{suffix}", "submit": f"submit-{suffix}"}
+    results = {"url": demo_config.results.url, "schema": demo_config.results.db_schema}
+    cli = embedded_config(
+        root / "cli",
+        names["cli"],
+        ASSETS,
+        spark={"master": "local[2]"},
+        training=TRAINING,
+        results=results,
+    )
+    # spark-submit picks the master
+    submit = embedded_config(
+        root / "submit", names["submit"], ASSETS, training=TRAINING, results=results
+    )
+    for path in (cli, submit):  # one fleet and its labels, read by both
         config = yaml.safe_load(path.read_text())
         config["storage"]["raw_url"] = raw
+        config["storage"]["labels_url"] = f"file://{root}/labels"
         path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYSPARK_PYTHON=str(PYTHON), PYSPARK_DRIVER_PYTHON=str(PYTHON))
     env.pop("PYTHONPATH", None)
@@ -240,27 +246,32 @@ def runs(cluster: StandaloneCluster, tmp_path_factory: pytest.TempPathFactory) -
     logs.mkdir()
 
     def etl(config: Path, *args: str) -> str:
-        log = logs / f"etl-{config.stem}-{args[0]}.log"
-        return run([str(ETL), "--config", str(config), *args], env=env, cwd=root, log=log)
+        log = logs / f"etl-{len(list(logs.iterdir())):02d}-{config.stem}.log"
+        return run([str(ETL), "--config", str(config), *args], env=env, cwd=root, log=log).stdout
 
     etl(cli, "simulate", "--days", str(DAYS), "--seed", "7")
-    etl(cli, "discover")
-    etl(cli, "preprocess")
+    for step in PIPELINE_STEPS:
+        etl(cli, *JOB_EXTRA_ARGS, step, *JOB_OPTIONS.get(step, ()))
 
     submit_env = dict(cluster.env, PYSPARK_PYTHON=str(PYTHON), PYSPARK_DRIVER_PYTHON=str(PYTHON))
     argv = spark_submit_argv(cluster, package)
 
-    def spark_submit(job: Path, *args: str) -> tuple[set[str], str, str]:
-        """The job's new applications, its stdout and its stderr."""
+    def spark_submit(job: Path, *args: str) -> Submitted:
         before = app_ids(cluster)
         log = logs / f"submit-{job.stem}.log"
-        out = run([*argv, str(job), *args], env=submit_env, cwd=root, log=log)
-        return app_ids(cluster) - before, out, log.read_text(errors="replace")
+        done = run([*argv, str(job), *args], env=submit_env, cwd=root, log=log)
+        return Submitted(app_ids(cluster) - before, done.stdout, done.stderr)
 
-    _, _, discover_err = spark_submit(ROOT / "jobs" / "discover.py", "--config", str(submit))
-    preprocess_apps, preprocess_out, preprocess_err = spark_submit(
-        ROOT / "jobs" / "preprocess.py", "--config", str(submit), "--log-json"
-    )
+    jobs = {}
+    for step in PIPELINE_STEPS:  # as the Kubeflow pipeline runs them, with its options
+        jobs[step] = spark_submit(
+            ROOT / "jobs" / f"{step}.py",
+            "--config",
+            str(submit),
+            *JOB_EXTRA_ARGS,
+            *JOB_OPTIONS.get(step, ()),
+        )
+    jobs["run"] = spark_submit(ROOT / "jobs" / "run.py", "--config", str(submit))  # text logs
     probe_out = root / "probe.json"
     spark_submit(PROBE, "--config", str(submit), "--out", str(probe_out))
     return Runs(
@@ -269,10 +280,11 @@ def runs(cluster: StandaloneCluster, tmp_path_factory: pytest.TempPathFactory) -
         package=package,
         cli_status=etl(cli, "status", "--json"),
         submit_status=etl(submit, "status", "--json"),
-        preprocess_apps=finished_apps(cluster, preprocess_apps),
-        preprocess_out=preprocess_out,
-        preprocess_err=preprocess_err,
-        discover_err=discover_err,
+        names=names,
+        jobs=jobs,
+        preprocess_apps=finished_apps(cluster, jobs["preprocess"].apps),
+        cli_results=pipeline_results(results["url"], results["schema"], names["cli"]),
+        submit_results=pipeline_results(results["url"], results["schema"], names["submit"]),
         probe=json.loads(probe_out.read_text()),
     )
 
@@ -280,13 +292,29 @@ def runs(cluster: StandaloneCluster, tmp_path_factory: pytest.TempPathFactory) -
 def test_every_batch_ends_as_under_the_cli(runs: Runs) -> None:
     cli, submitted = batches(runs.cli_status), batches(runs.submit_status)
     statuses = {json.loads(status) for status in submitted["status"]}
-    assert "preprocessed" in statuses and statuses <= {"preprocessed", "rejected"}, statuses
+    assert "exported" in statuses and statuses <= {"exported", "rejected"}, statuses
     pd.testing.assert_frame_equal(submitted, cli)
 
 
+def test_every_job_trains_scores_and_exports_as_under_the_cli(runs: Runs) -> None:
+    summaries = {step: json.loads(job.out) for step, job in runs.jobs.items()}
+    trained = summaries["train"]["types"]
+    assert {t: trained[t]["trained"] for t in trained} == {"dumper": True, "excavator": True}
+    scored = summaries["infer"]["types"]
+    assert all(scored[t]["scored"] and scored[t]["seconds"] > 0 for t in trained), scored
+    assert summaries["export"]["rows_loaded"] > 0
+    # the tick after them finds nothing new, and runs every step all the same
+    tick = summaries["run"]
+    assert tick["failed"] == {} and tick["steps"]["preprocess"]["summary"]["files"] == 0, tick
+    assert set(tick["steps"]) >= set(PIPELINE_STEPS), tick
+    for table, rows in runs.cli_results.items():
+        assert len(rows) > 0, table
+        pd.testing.assert_frame_equal(runs.submit_results[table], rows, obj=table)
+
+
 def test_statevectors_are_those_of_the_cli(runs: Runs) -> None:
-    cli = statevectors(runs.root / "cli" / "processed", "cli")
-    submitted = statevectors(runs.root / "submit" / "processed", "submit")
+    cli = statevectors(runs.root / "cli" / "processed", runs.names["cli"])
+    submitted = statevectors(runs.root / "submit" / "processed", runs.names["submit"])
     assert set(submitted["machine_uuid"]) == {asset["uuid"] for asset in ASSETS}
     # floats to 1e-9: Spark may sum a second's partial statistics in another order
     pd.testing.assert_frame_equal(submitted, cli, check_exact=False, rtol=0, atol=1e-9)
@@ -295,7 +323,7 @@ def test_statevectors_are_those_of_the_cli(runs: Runs) -> None:
 def test_preprocessing_ran_on_both_executors_with_our_jars(runs: Runs) -> None:
     assert len(runs.preprocess_apps) == 1, runs.preprocess_apps
     app = runs.preprocess_apps[0]
-    assert app["state"] == "FINISHED" and app["name"] == "fleet-etl-submit", app
+    assert app["state"] == "FINISHED" and app["name"] == f"fleet-etl-{runs.names['submit']}", app
     executors = sorted(runs.cluster.root.glob(f"worker-*/work/{app['id']}/*"))
     assert len(executors) == 2, executors  # one executor per worker
     jars = [Path(jar).name for jar in pinned_jars()]
@@ -325,17 +353,19 @@ def test_executors_import_the_shipped_package(runs: Runs) -> None:
 
 
 def test_the_submitted_jobs_log_to_stderr_as_under_the_cli(runs: Runs) -> None:
-    # stdout holds the job's JSON summary and nothing else, as under the CLI
-    summary = json.loads(runs.preprocess_out)
-    records = json_lines(runs.preprocess_err)
-    assert records, runs.preprocess_err[-2000:]
-    (metrics,) = [r for r in records if r.get("event") == "metrics"]
-    assert (metrics["pipeline"], metrics["command"]) == ("submit", "preprocess"), metrics
-    values = metrics["metrics"]
-    vectors = len(statevectors(runs.root / "submit" / "processed", "submit"))
-    assert values["etl_job_success|preprocess"] == 1
-    assert values["etl_rows_written|preprocess|statevectors"] == vectors > 0
-    assert summary["vectors_written"] == vectors
+    # stdout holds each job's JSON summary and nothing else, as under the CLI
+    summaries = {step: json.loads(job.out) for step, job in runs.jobs.items()}
+    pipeline = runs.names["submit"]
+    for step in PIPELINE_STEPS:  # --log-json, as the manifests run them
+        records = json_lines(runs.jobs[step].err)
+        assert records, runs.jobs[step].err[-2000:]
+        (metrics,) = [r for r in records if r.get("event") == "metrics"]
+        assert (metrics["pipeline"], metrics["command"]) == (pipeline, step), metrics
+        assert metrics["metrics"][f"etl_job_success|{step}"] == 1
+    (metrics,) = [r for r in json_lines(runs.jobs["preprocess"].err) if r.get("event") == "metrics"]
+    vectors = len(statevectors(runs.root / "submit" / "processed", pipeline))
+    assert metrics["metrics"]["etl_rows_written|preprocess|statevectors"] == vectors > 0
+    assert summaries["preprocess"]["vectors_written"] == vectors
     # without --log-json, the text lines of etl.observe.TEXT_FORMAT
-    assert " INFO etl.steps.discover: discover: {" in runs.discover_err
-    assert " INFO etl.metrics: metrics discover: " in runs.discover_err
+    assert " INFO etl.steps.discover: discover: {" in runs.jobs["run"].err
+    assert " INFO etl.metrics: metrics run: " in runs.jobs["run"].err

@@ -1,8 +1,4 @@
-"""The real local stack, readiness-checked once per session.
-
-`make test` starts it (`etl stack up`). If it is not ready the tests fail with
-the command to run; they are never skipped in its place.
-"""
+"""Per-test keys and Kafka topics on the real local stack (``stack``: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,25 +8,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from etl.config import Config, load_config
-from etl.stack import Stack, build_stack, status
-
-
-@pytest.fixture(scope="session")
-def demo_config(demo_config_path) -> Config:
-    return load_config(demo_config_path)
-
-
-@pytest.fixture(scope="session")
-def stack(demo_config: Config) -> Stack:
-    services = build_stack(demo_config)
-    down = [row["service"] for row in status(services) if row["state"] != "ready"]
-    if down:
-        pytest.fail(
-            f"local stack not ready ({', '.join(down)}): run `.venv/bin/etl --config "
-            "conf/demo.yaml stack up` (make test does)"
-        )
-    return services
+from etl.stack import Stack
 
 
 @pytest.fixture
