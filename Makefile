@@ -14,7 +14,7 @@ export AWS_SECRET_ACCESS_KEY ?= etl-local-secret
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: setup stack-up stack-down test lint demo clean bench-preprocess bench-train bench-tick \
-	bench-export image pipeline
+	bench-export bench-judging image pipeline
 
 setup:
 	@bash scripts/setup.sh
@@ -54,6 +54,11 @@ bench-tick: stack-up
 # Rows/s of the export (read, adapt, check, JDBC load) into the stack's PostgreSQL.
 bench-export: stack-up
 	$(VENV)/bin/python bench/export.py --segments 200000 --cycles 20000 --machines 20
+
+# Judging "enough data" from a Kafka history of fleet size (500 machines x 14 days: ~1 M
+# announcements): per machine as before, once, and incrementally (docs/benchmarks.md).
+bench-judging: stack-up
+	$(VENV)/bin/python bench/judging.py --machines $(or $(MACHINES),500) --days $(or $(DAYS),14)
 
 # The Spark image for Kubernetes (needs a Docker engine; the tests check its context).
 IMAGE ?= fleet-etl:dev

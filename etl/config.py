@@ -206,6 +206,9 @@ class TrainingConfig(_Section):
     """When and how models are trained."""
 
     min_days: Annotated[float, Field(gt=0)] = 14
+    data_rule: Literal["pooled", "every_asset"] = "pooled"
+    """How ``min_days`` is judged: the type's machine-days added up (``pooled``), or
+    every configured asset of the type on its own (``every_asset``)."""
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     retrain_every_h: Annotated[float, Field(gt=0)] = 168
     """``etl run`` retrains a type whose champion is older than this (a week)."""

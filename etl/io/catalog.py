@@ -5,8 +5,8 @@ Two adapters:
 * :class:`KafkaCatalog` (production) reads the announcement topic with a consumer
   group whose offsets are committed only after the state store holds the files,
   so a crash in between re-reads them and registration (idempotent) absorbs the
-  repeat. ``history(uuid)`` reads the topic's whole history for one machine: the
-  authority on which files exist.
+  repeat. ``read_history(positions)`` reads the topic (the authority on which files
+  exist) for every machine at once, from where an earlier read stopped.
 * :class:`ListingCatalog` (embedded) lists ``storage.raw_url``.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,6 +46,16 @@ class Announcement:
     """Set when the announcement itself is malformed (it is recorded, not dropped)."""
 
 
+@dataclass(frozen=True)
+class HistoryRead:
+    """What one read of a catalog's history found, and where it stopped."""
+
+    announcements: list[Announcement]
+    """Every well-formed announcement read, all machines, in each partition's order."""
+    positions: dict[int, int]
+    """The next offset to read per partition (empty for a catalog without offsets)."""
+
+
 class BatchCatalog(Protocol):
     """Where new raw files are learnt of."""
 
@@ -57,8 +67,13 @@ class BatchCatalog(Protocol):
         """Mark everything returned by :meth:`poll` as recorded (commit offsets)."""
         ...
 
-    def history(self, machine_uuid: str) -> list[Announcement]:
-        """Every file that exists for one machine, whatever was acknowledged."""
+    @property
+    def history_source(self) -> str:
+        """What the history is read from (positions are only valid for the same source)."""
+        ...
+
+    def read_history(self, positions: Mapping[int, int]) -> HistoryRead:
+        """Every file announced after ``positions`` (all of them when empty), all machines."""
         ...
 
     def close(self) -> None:
@@ -147,33 +162,48 @@ class KafkaCatalog:
         if self._consumer is not None:
             self._consumer.commit()
 
-    def history(self, machine_uuid: str) -> list[Announcement]:
-        """Read every partition from the beginning, without a group, keeping one machine."""
+    @property
+    def history_source(self) -> str:
+        """The topic."""
+        return f"kafka:{self._kafka.topic}"
+
+    def read_history(self, positions: Mapping[int, int]) -> HistoryRead:
+        """Read every partition from ``positions`` (or its start) to its end, without a group.
+
+        The ends are taken when the read starts, so announcements that arrive during it
+        are left for the next read, which starts exactly there.
+        """
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
             **self._kafka.client_options(),
             enable_auto_commit=False,
             group_id=None,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         try:
             partitions = consumer.partitions_for_topic(self._kafka.topic) or set()
             assigned = [TopicPartition(self._kafka.topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
-            consumer.seek_to_beginning(*assigned)
             ends = consumer.end_offsets(assigned)
-            wanted = machine_uuid.encode()
+            starts = consumer.beginning_offsets(assigned)
+            for tp in assigned:  # a position the retention has passed starts at the oldest kept
+                consumer.seek(tp, max(positions.get(tp.partition, 0), starts[tp]))
             found: list[Announcement] = []
             while any(consumer.position(tp) < ends[tp] for tp in assigned):
-                for records in consumer.poll(timeout_ms=self._poll_timeout_ms).values():
+                polled = consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=100_000)
+                for tp, records in polled.items():
                     found.extend(
                         parse_announcement(r.key, r.value, partition=r.partition, offset=r.offset)
                         for r in records
-                        if r.key == wanted
+                        if r.offset < ends[tp]
                     )
         finally:
             consumer.close()
-        return [a for a in found if a.error is None and a.machine_uuid == machine_uuid]
+        return HistoryRead(
+            [a for a in found if a.error is None],
+            {tp.partition: int(ends[tp]) for tp in assigned},
+        )
 
     def close(self) -> None:
         """Close the group consumer (without committing)."""
@@ -214,9 +244,14 @@ class ListingCatalog:
     def acknowledge(self) -> None:
         """Nothing to commit: the listing is stateless."""
 
-    def history(self, machine_uuid: str) -> list[Announcement]:
-        """The files listed for one machine."""
-        return [a for a in self._listed(machine_uuid) if a.error is None]
+    @property
+    def history_source(self) -> str:
+        """The raw location."""
+        return f"listing:{self._store.url}"
+
+    def read_history(self, positions: Mapping[int, int]) -> HistoryRead:
+        """Every file listed for the configured machines (a listing has no positions)."""
+        return HistoryRead([a for a in self.poll() if a.error is None], {})
 
     def close(self) -> None:
         """Nothing to release."""

@@ -249,6 +249,54 @@ class BatchEvent:
     reason: str | None
 
 
+def merge_intervals(
+    *groups: Iterable[tuple[float, float]],
+) -> tuple[tuple[float, float], ...]:
+    """The union of ``[first, last]`` intervals, sorted, overlapping and touching ones merged.
+
+    Its total length is what :func:`etl.train.plan.covered_seconds` counts, so a history
+    kept merged loses nothing when new announcements are added to it later.
+    """
+    merged: list[list[float]] = []
+    for first, last in sorted(i for group in groups for i in group):
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return tuple((first, last) for first, last in merged)
+
+
+@dataclass(frozen=True)
+class AnnouncedHistory:
+    """How far a pipeline has read its catalog's history, and the time it announced per machine.
+
+    ``positions`` is the next offset to read per partition (empty: from the start, or a
+    catalog without offsets, which is read whole each time); ``intervals`` per machine
+    are the merged ``[first, last]`` announced time ranges. Kept in the state store so
+    that judging whether there is enough data reads only what was announced since.
+    """
+
+    source: str
+    positions: dict[int, int] = field(default_factory=dict)
+    intervals: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+
+    def seconds(self, machine_uuid: str) -> float:
+        """Seconds announced for one machine (overlaps and re-sent files once)."""
+        return sum(last - first for first, last in self.intervals.get(machine_uuid, ()))
+
+    def extended(
+        self, announced: Iterable[tuple[str, float, float]], positions: dict[int, int]
+    ) -> AnnouncedHistory:
+        """This history plus new ``(machine, first, last)`` ranges, read up to ``positions``."""
+        new: dict[str, list[tuple[float, float]]] = {}
+        for machine, first, last in announced:
+            new.setdefault(machine, []).append((first, last))
+        intervals = dict(self.intervals)
+        for machine, ranges in new.items():
+            intervals[machine] = merge_intervals(intervals.get(machine, ()), ranges)
+        return AnnouncedHistory(self.source, {**self.positions, **positions}, intervals)
+
+
 @dataclass(frozen=True)
 class Run:
     """One execution of a pipeline step (discover, preprocess, ...)."""

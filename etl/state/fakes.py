@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from etl.state.domain import (
     PENDING_STATUSES,
+    AnnouncedHistory,
     Batch,
     BatchEvent,
     BatchHealth,
@@ -53,7 +54,7 @@ from etl.state.uow import AbstractUnitOfWork
 
 _R = TypeVar("_R")
 
-TABLES = ("batches", "batch_events", "models", "inference_runs", "exports", "runs")
+TABLES = ("batches", "batch_events", "models", "inference_runs", "exports", "runs", "history")
 
 
 class FakeStateStore:
@@ -550,6 +551,39 @@ class FakeRunRepository(_FakeRepository):
         ]
 
 
+@dataclass(frozen=True)
+class _HistoryRow:
+    id: int
+    pipeline: str
+    history: AnnouncedHistory
+
+
+class FakeHistoryRepository(_FakeRepository):
+    """Catalog history reads in memory, one row per pipeline and source."""
+
+    def _find(self, pipeline: str, source: str) -> _HistoryRow | None:
+        return next(
+            (
+                r
+                for r in self.tx.rows("history")
+                if r.pipeline == pipeline and r.history.source == source
+            ),
+            None,
+        )
+
+    def get(self, pipeline: str, source: str) -> AnnouncedHistory:
+        """The history read so far from ``source``; empty when never read."""
+        row = self._find(pipeline, source)
+        return row.history if row is not None else AnnouncedHistory(source)
+
+    def put(self, pipeline: str, history: AnnouncedHistory) -> None:
+        """Keep ``history`` (a copy: callers may not change what was stored)."""
+        row = self._find(pipeline, history.source)
+        row_id = row.id if row is not None else self.tx.store.next_id("history")
+        kept = AnnouncedHistory(history.source, dict(history.positions), dict(history.intervals))
+        self.tx.put("history", _HistoryRow(row_id, pipeline, kept))
+
+
 class FakeUnitOfWork(AbstractUnitOfWork):
     """A unit of work over a :class:`FakeStateStore` (a fresh one unless given).
 
@@ -566,6 +600,7 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self.inference_runs = FakeInferenceRunRepository(self._tx)
         self.exports = FakeExportRepository(self._tx)
         self.runs = FakeRunRepository(self._tx)
+        self.history = FakeHistoryRepository(self._tx)
 
     def __enter__(self) -> Self:
         self.store.lock.acquire()

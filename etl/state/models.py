@@ -245,3 +245,31 @@ class ExportRow(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     run_id: Mapped[int | None] = mapped_column(Id, ForeignKey("runs.id"))
+
+
+class HistoryReadRow(Base):
+    """How far a pipeline has read one catalog's history (next offset per partition)."""
+
+    __tablename__ = "history_reads"
+    __table_args__ = (UniqueConstraint("pipeline", "source"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(512))
+    positions: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class MachineHistoryRow(Base):
+    """The time one machine's announcements cover, as merged intervals and in seconds."""
+
+    __tablename__ = "machine_history"
+    __table_args__ = (UniqueConstraint("pipeline", "source", "machine_uuid"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(512))
+    machine_uuid: Mapped[str] = mapped_column(String(64))
+    seconds: Mapped[float] = mapped_column(Double)
+    intervals: Mapped[list[Any]] = mapped_column(Json)
+    updated_at: Mapped[datetime]

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from etl.state.domain import (
+    AnnouncedHistory,
     Batch,
     BatchHealth,
     BatchHistory,
@@ -301,4 +302,16 @@ class RunRepository(Protocol):
 
     def for_pipeline(self, pipeline: str, step: str | None = None) -> list[Run]:
         """The pipeline's runs by id, optionally of one step."""
+        ...
+
+
+class HistoryRepository(Protocol):
+    """What each pipeline has read of its catalog's history (:class:`AnnouncedHistory`)."""
+
+    def get(self, pipeline: str, source: str) -> AnnouncedHistory:
+        """The history read so far from ``source``; empty when never read."""
+        ...
+
+    def put(self, pipeline: str, history: AnnouncedHistory) -> None:
+        """Keep ``history`` as the pipeline's read of its source (replacing the earlier one)."""
         ...

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from etl.state.domain import (
     PENDING_STATUSES,
+    AnnouncedHistory,
     Batch,
     BatchEvent,
     BatchHealth,
@@ -47,7 +48,9 @@ from etl.state.models import (
     BatchEventRow,
     BatchRow,
     ExportRow,
+    HistoryReadRow,
     InferenceRunRow,
+    MachineHistoryRow,
     ModelRow,
     RunRow,
 )
@@ -668,3 +671,69 @@ class SqlAlchemyRunRepository(_SqlRepository):
         if step is not None:
             stmt = stmt.where(RunRow.step == step)
         return [_to_run(row) for row in self.session.scalars(stmt.order_by(RunRow.id))]
+
+
+class SqlAlchemyHistoryRepository(_SqlRepository):
+    """Catalog history reads in PostgreSQL or SQLite: one row of positions, one per machine."""
+
+    def get(self, pipeline: str, source: str) -> AnnouncedHistory:
+        """The history read so far from ``source``; empty when never read."""
+        read = self.session.scalars(
+            select(HistoryReadRow).where(
+                HistoryReadRow.pipeline == pipeline, HistoryReadRow.source == source
+            )
+        ).one_or_none()
+        machines = self.session.scalars(
+            select(MachineHistoryRow).where(
+                MachineHistoryRow.pipeline == pipeline, MachineHistoryRow.source == source
+            )
+        ).all()
+        return AnnouncedHistory(
+            source,
+            {int(k): int(v) for k, v in (read.positions if read else {}).items()},
+            {m.machine_uuid: tuple((float(a), float(b)) for a, b in m.intervals) for m in machines},
+        )
+
+    def put(self, pipeline: str, history: AnnouncedHistory) -> None:
+        """Replace the positions and the intervals of every machine that changed."""
+        now = utcnow()
+        source = history.source
+        read = self.session.scalars(
+            select(HistoryReadRow)
+            .where(HistoryReadRow.pipeline == pipeline, HistoryReadRow.source == source)
+            .with_for_update()
+        ).one_or_none()
+        positions = {str(k): int(v) for k, v in sorted(history.positions.items())}
+        if read is None:
+            self.session.add(
+                HistoryReadRow(
+                    pipeline=pipeline, source=source, positions=positions, updated_at=now
+                )
+            )
+        else:
+            read.positions, read.updated_at = positions, now
+        rows = {
+            row.machine_uuid: row
+            for row in self.session.scalars(
+                select(MachineHistoryRow).where(
+                    MachineHistoryRow.pipeline == pipeline, MachineHistoryRow.source == source
+                )
+            )
+        }
+        for machine, intervals in sorted(history.intervals.items()):
+            stored = [[first, last] for first, last in intervals]
+            row = rows.get(machine)
+            if row is None:
+                self.session.add(
+                    MachineHistoryRow(
+                        pipeline=pipeline,
+                        source=source,
+                        machine_uuid=machine,
+                        seconds=history.seconds(machine),
+                        intervals=stored,
+                        updated_at=now,
+                    )
+                )
+            elif row.intervals != stored:
+                row.intervals, row.seconds, row.updated_at = stored, history.seconds(machine), now
+        self.session.flush()

@@ -27,6 +27,7 @@ from etl.state.migrate import upgrade
 from etl.state.repository import (
     BatchRepository,
     ExportRepository,
+    HistoryRepository,
     InferenceRunRepository,
     ModelRepository,
     RunRepository,
@@ -34,6 +35,7 @@ from etl.state.repository import (
 from etl.state.sql import (
     SqlAlchemyBatchRepository,
     SqlAlchemyExportRepository,
+    SqlAlchemyHistoryRepository,
     SqlAlchemyInferenceRunRepository,
     SqlAlchemyModelRepository,
     SqlAlchemyRunRepository,
@@ -48,6 +50,7 @@ class AbstractUnitOfWork(abc.ABC):
     inference_runs: InferenceRunRepository
     exports: ExportRepository
     runs: RunRepository
+    history: HistoryRepository
 
     def __enter__(self) -> Self:
         return self
@@ -87,6 +90,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.inference_runs = SqlAlchemyInferenceRunRepository(self.session)
         self.exports = SqlAlchemyExportRepository(self.session)
         self.runs = SqlAlchemyRunRepository(self.session)
+        self.history = SqlAlchemyHistoryRepository(self.session)
         return super().__enter__()
 
     def __exit__(

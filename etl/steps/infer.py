@@ -61,7 +61,7 @@ from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
 from etl.train.features import statevector_features
-from etl.train.model import Smoothing, load_model, models_url
+from etl.train.model import Smoothing, class_probabilities, load_model, models_url
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -158,14 +158,15 @@ def score(
     vectors: DataFrame, champion: Champion, cuts: dict[str, int], provenance: dict[str, Any]
 ) -> DataFrame:
     """Per-second rows of the ``seconds`` table for every machine from its cut on."""
-    from pyspark.ml.functions import vector_to_array
-
     machine_type = champion.row.machine_type
     classes = tuple(ACTIVITIES[machine_type])
     warm = {m: c - WARMUP_S for m, c in cuts.items()}
     inputs = vectors.where(_from_cut(warm, "ts", days=True))
-    scored = champion.model.transform(statevector_features(inputs)).select(
-        "machine_uuid", "ts", vector_to_array("probability").alias("probabilities")
+    transformed = champion.model.transform(statevector_features(inputs))
+    scored = transformed.select(
+        "machine_uuid",
+        "ts",
+        class_probabilities(transformed, len(classes)).alias("probabilities"),
     )
     smoothing = champion.smoothing
 

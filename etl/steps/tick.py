@@ -13,8 +13,9 @@ new data from being preprocessed. The tick reports every step and fails (exit
 Training is *due* for a machine type when its champion is older than
 ``training.retrain_every_h``, or when it has no champion and was not judged
 in the last ``training.recheck_every_h`` hours (judging reads the catalog's
-whole history, which is too costly for every tick). Compaction of the Delta
-tables is due once every ``maintenance.compact_every_h`` (etl.steps.compact).
+history from where the last decision stopped, and counts the labelled
+StateVectors with Spark). Compaction of the Delta tables is due once every
+``maintenance.compact_every_h`` (etl.steps.compact).
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 Per machine type:
 
-1. judge the data: machine-days announced in the catalog's history (Kafka: the
-   whole topic) and machine-days of StateVectors that carry a label; below
-   ``training.min_days`` the state store records "insufficient data: 9.5 of 14
-   days for dumpers" and nothing is trained;
+1. judge the data: days announced in the catalog's history (read once for all
+   machines, from where the last decision stopped) and days of StateVectors that
+   carry a label, per asset, against ``training.min_days`` by the type's rule
+   (``training.data_rule``); short of it the state store records "insufficient
+   data: 9.5 of 14 days for dumpers" and nothing is trained;
 2. features in Spark (:mod:`etl.train.features`), labels joined per second;
    whole machines held out for evaluation (a lone machine: its last stretch);
 3. fit the MLlib pipeline, smooth and evaluate on the held-out data;
@@ -50,8 +51,8 @@ from etl.train.model import (
 )
 from etl.train.plan import (
     DAY_S,
+    AssetDays,
     Decision,
-    covered_seconds,
     holdout_machines,
     should_promote,
     time_split,
@@ -99,13 +100,37 @@ def _label_files(ctx: Context) -> list[str]:
     return sorted(o.key for o in store.list("") if o.key.endswith(".parquet"))
 
 
-def announced_days(ctx: Context, machines: list[str]) -> float:
-    """Machine-days the catalog's history announces for these machines (overlaps once)."""
-    total = 0.0
-    for machine in machines:
-        history = ctx.catalog.history(machine)
-        total += covered_seconds((a.first_timestamp, a.last_timestamp) for a in history)
-    return total / DAY_S
+def announced_days(ctx: Context) -> dict[str, float]:
+    """Per machine: the days the catalog's history announces (overlaps once).
+
+    One read of the history for every machine, from where the last decision stopped:
+    the positions and each machine's announced intervals are kept in the state store
+    (:class:`etl.state.domain.AnnouncedHistory`), so a decision reads only what was
+    announced since. The new read and what it adds commit together.
+    """
+    pipeline = ctx.config.pipeline.name
+    catalog = ctx.catalog
+    with ctx.uow() as uow:
+        known = uow.history.get(pipeline, catalog.history_source)
+    read = catalog.read_history(known.positions)
+    history = known.extended(
+        (
+            (a.machine_uuid, a.first_timestamp, a.last_timestamp)
+            for a in read.announcements
+            if a.first_timestamp is not None and a.last_timestamp is not None
+        ),
+        read.positions,
+    )
+    with ctx.uow() as uow:
+        uow.history.put(pipeline, history)
+        uow.commit()
+    log.info(
+        "train: %d announcements read from %s (%d machines known)",
+        len(read.announcements),
+        catalog.history_source,
+        len(history.intervals),
+    )
+    return {machine: history.seconds(machine) / DAY_S for machine in history.intervals}
 
 
 def open_mlflow(ctx: Context) -> Any:
@@ -286,6 +311,7 @@ def train_type(
         "data_to": data_to,
         "metrics": metrics,
         "decision": decision.message,
+        "data": decision.record(),
     }
     store = open_store(ctx.config.output_url, ctx.config.storage.s3)
     store.put(
@@ -354,6 +380,7 @@ def train_type(
         "per_class_f1": {a: evaluation["report"]["per_class"][a]["f1"] for a in classes},
         "seconds": round(time.monotonic() - started, 1),
         "decision": decision.message,
+        "data": decision.record(),
     }
 
 
@@ -381,24 +408,38 @@ def train(ctx: Context, only: set[str] | None = None) -> dict[str, Any]:
         labels = read_labels(ctx)
         inputs["labels_url"] = config.storage.labels_url
         inputs["label_files"] = _label_files(ctx) if labels is not None else []
+        announced = announced_days(ctx) if machines_by_type else {}
         for machine_type, machines in sorted(machines_by_type.items()):
-            announced = announced_days(ctx, machines)
             labelled = None
-            labelled_days = 0.0
+            labelled_seconds: dict[str, int] = {}
             if vectors is not None and labels is not None:
                 mine = vectors.where(F.col("machine_uuid").isin(machines))
                 per_second = labels_per_second(labels.where(F.col("machine_uuid").isin(machines)))
-                labelled_days = (
+                counts = (
                     mine.select("machine_uuid", "ts")
                     .join(per_second, ["machine_uuid", "ts"])
+                    .groupBy("machine_uuid")
                     .count()
-                    / DAY_S
+                    .collect()
                 )
+                labelled_seconds = {r["machine_uuid"]: int(r["count"]) for r in counts}
                 labelled = join_labels(statevector_features(mine), labels)
-            decision = Decision(machine_type, announced, labelled_days, config.training.min_days)
+            decision = Decision(
+                machine_type,
+                {
+                    m: AssetDays(announced.get(m, 0.0), labelled_seconds.get(m, 0) / DAY_S)
+                    for m in machines
+                },
+                config.training.min_days,
+                config.training.data_rule,
+            )
             log.info("train %s: %s", machine_type, decision.message)
             if not decision.enough or labelled is None:
-                summary["types"][machine_type] = {"trained": False, "reason": decision.message}
+                summary["types"][machine_type] = {
+                    "trained": False,
+                    "reason": decision.message,
+                    "data": decision.record(),
+                }
                 continue
             summary["types"][machine_type] = train_type(
                 ctx, machine_type, labelled, machines, inputs=inputs, decision=decision

@@ -24,7 +24,7 @@ from etl.train.smoothing import smooth_activities
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 LABEL = "label"
 DEFAULT_STAY = 0.98
@@ -182,26 +182,41 @@ def load_model(spark: SparkSession, url: str) -> PipelineModel:
     return PipelineModel.read().session(spark).load(model_path(url))
 
 
+def class_probabilities(scored: DataFrame, classes: int) -> Column:
+    """Each scored row's class probabilities as an array: one rule for evaluation and inference.
+
+    A random forest gives them (``probability``). One-vs-rest GBT gives each class's
+    margin ``m`` in ``rawPrediction`` (its binary model's own score); the binary model's
+    probability of its class is GBT's logistic link ``1 / (1 + e^(-2m))``, and the
+    classes' are normalised to sum to 1, so the smoothing weighs confident and unsure
+    seconds as it does for a forest (a one-hot of the prediction would make every
+    second certain).
+    """
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    if "probability" in scored.columns:
+        return vector_to_array("probability")
+    if "rawPrediction" not in scored.columns:
+        raise ValueError(f"a model without probabilities or margins: {scored.columns}")
+    odds = F.transform(vector_to_array("rawPrediction"), lambda m: 1.0 / (1.0 + F.exp(-2.0 * m)))
+    total = F.aggregate(odds, F.lit(0.0), lambda acc, p: acc + p)
+    return F.transform(odds, lambda p: F.when(total > 0, p / total).otherwise(F.lit(1.0 / classes)))
+
+
 def score_seconds(model: PipelineModel, frame: DataFrame, classes: int) -> pd.DataFrame:
     """Per machine and second: the true label (if any) and the class probabilities.
 
     Collected to pandas for the per-machine smoothing: evaluation data only.
     """
-    from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
     scored = model.transform(frame)
-    if "probability" in scored.columns:
-        probability = vector_to_array("probability")
-    else:  # one-vs-rest has no probabilities: a one-hot of its prediction
-        probability = F.transform(
-            F.sequence(F.lit(0), F.lit(classes - 1)),
-            lambda i: F.when(i == F.col("prediction").cast("int"), 1.0).otherwise(0.0),
-        )
     columns = [F.col("machine_uuid"), F.col("ts")]
     if LABEL in scored.columns:
         columns.append(F.col(LABEL))
-    out = scored.select(*columns, probability.alias("probability")).toPandas()
+    probability = class_probabilities(scored, classes).alias("probability")
+    out = scored.select(*columns, probability).toPandas()
     return out.sort_values(["machine_uuid", "ts"]).reset_index(drop=True)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 DAY_S = 86_400.0
 
@@ -28,34 +29,96 @@ def covered_seconds(intervals: Iterable[tuple[float, float]]) -> float:
     return total
 
 
-@dataclass(frozen=True)
-class Decision:
-    """Whether a machine type has enough data to train, and the sentence that says so."""
+DATA_RULES = ("pooled", "every_asset")
+"""How ``training.min_days`` is judged (``training.data_rule``): the type's machine-days
+added up, or each configured asset of the type on its own."""
 
-    machine_type: str
-    announced_days: float
-    labelled_days: float
-    min_days: float
+
+@dataclass(frozen=True)
+class AssetDays:
+    """One machine's days of data: announced by the catalog, and with labels."""
+
+    announced: float
+    labelled: float
 
     @property
     def days(self) -> float:
-        """The binding figure: data must be both announced and labelled to count."""
+        """Data counts only when it is both announced and labelled."""
+        return min(self.announced, self.labelled)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a machine type has enough data to train, and the sentence that says so.
+
+    ``pooled`` (the default) adds the type's machine-days up: 14 days may be one
+    machine's fortnight or fourteen machines' day. ``every_asset`` asks every
+    configured asset of the type for ``min_days`` of its own ("two weeks of raw data
+    for all assets"), so a model never trains before it has seen each machine's work.
+    """
+
+    machine_type: str
+    assets: Mapping[str, AssetDays]
+    min_days: float
+    rule: str = "pooled"
+
+    def __post_init__(self) -> None:
+        if self.rule not in DATA_RULES:
+            raise ValueError(f"unknown data rule {self.rule!r}: one of {', '.join(DATA_RULES)}")
+
+    @property
+    def announced_days(self) -> float:
+        """Machine-days the catalog announced, all assets of the type."""
+        return sum(a.announced for a in self.assets.values())
+
+    @property
+    def labelled_days(self) -> float:
+        """Machine-days of StateVectors with a label, all assets of the type."""
+        return sum(a.labelled for a in self.assets.values())
+
+    @property
+    def days(self) -> float:
+        """The binding figure: pooled days, or the days of the asset with the least."""
+        if self.rule == "every_asset":
+            return min((a.days for a in self.assets.values()), default=0.0)
         return min(self.announced_days, self.labelled_days)
 
     @property
     def enough(self) -> bool:
-        """At least ``min_days`` machine-days, announced and labelled."""
-        return self.days >= self.min_days
+        """At least ``min_days``, announced and labelled, as the rule counts them."""
+        return bool(self.assets) and self.days >= self.min_days
 
     @property
     def message(self) -> str:
         """One line for the state store and the operator."""
         kind = PLURAL.get(self.machine_type, self.machine_type)
+        verdict = "enough data" if self.enough else "insufficient data"
+        if self.rule == "every_asset":
+            ready = sum(a.days >= self.min_days for a in self.assets.values())
+            least = min(self.assets, key=lambda m: self.assets[m].days, default="-")
+            return (
+                f"{verdict}: {self.days:.1f} of {self.min_days:g} days for every one of the "
+                f"{kind} ({ready} of {len(self.assets)} have it; least: {least})"
+            )
         figures = f"{self.days:.1f} of {self.min_days:g} days for {kind}"
         detail = f" (announced {self.announced_days:.1f}, labelled {self.labelled_days:.1f})"
-        if self.enough:
-            return f"enough data: {figures}{detail}"
-        return f"insufficient data: {figures}{detail}"
+        return f"{verdict}: {figures}{detail}"
+
+    def record(self) -> dict[str, Any]:
+        """What the state store keeps of the decision: the rule and every asset's days."""
+        return {
+            "rule": self.rule,
+            "min_days": self.min_days,
+            "days": round(self.days, 4),
+            "enough": self.enough,
+            "assets": {
+                machine: {
+                    "announced_days": round(a.announced, 4),
+                    "labelled_days": round(a.labelled, 4),
+                }
+                for machine, a in sorted(self.assets.items())
+            },
+        }
 
 
 def holdout_machines(machines: Sequence[str], fraction: float, seed: int) -> list[str]:

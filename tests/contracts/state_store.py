@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from etl.state.domain import (
+    AnnouncedHistory,
     Batch,
     BatchSource,
     BatchStatus,
@@ -34,6 +35,19 @@ from etl.state.transitions import FileFacts, duplicate, preprocessed, rejected
 from etl.state.uow import AbstractUnitOfWork
 
 UowFactory = Callable[[], AbstractUnitOfWork]
+
+STATE_TABLES = {
+    "alembic_version",
+    "batches",
+    "batch_events",
+    "exports",
+    "history_reads",
+    "inference_runs",
+    "machine_history",
+    "models",
+    "runs",
+}
+"""The tables a state store migrated to head has (written out, not read from the models)."""
 
 MACHINE_A = "5f0c0000-0000-4000-8000-0000000000a1"
 MACHINE_B = "5f0c0000-0000-4000-8000-0000000000b2"
@@ -84,6 +98,50 @@ class StateStoreContract:
     @pytest.fixture
     def pipeline(self) -> str:
         return f"t{uuid.uuid4().hex[:16]}"
+
+    # ------------------------------------------------------------ catalog history
+
+    def test_a_history_never_read_is_empty(self, uow_factory: UowFactory, pipeline: str) -> None:
+        with uow_factory() as uow:
+            history = uow.history.get(pipeline, "kafka:raw")
+        assert history == AnnouncedHistory("kafka:raw")
+
+    def test_a_history_read_is_kept_per_pipeline_and_source(
+        self, uow_factory: UowFactory, pipeline: str
+    ) -> None:
+        read = AnnouncedHistory("kafka:raw").extended(
+            [(MACHINE_A, T0, T0 + 600), (MACHINE_A, T0 + 600, T0 + 1200), (MACHINE_B, T0, T0 + 60)],
+            {0: 3, 1: 7},
+        )
+        with uow_factory() as uow:
+            uow.history.put(pipeline, read)
+            uow.commit()
+        with uow_factory() as uow:
+            assert uow.history.get(pipeline, "kafka:raw") == read
+            assert uow.history.get(pipeline, "kafka:other").positions == {}
+            assert uow.history.get(f"{pipeline}x", "kafka:raw").intervals == {}
+        assert read.intervals[MACHINE_A] == ((T0, T0 + 1200),)
+        assert read.seconds(MACHINE_A) == 1200.0
+
+    def test_a_later_read_replaces_positions_and_changed_machines(
+        self, uow_factory: UowFactory, pipeline: str
+    ) -> None:
+        first = AnnouncedHistory("kafka:raw").extended([(MACHINE_A, T0, T0 + 600)], {0: 1})
+        with uow_factory() as uow:
+            uow.history.put(pipeline, first)
+            uow.commit()
+        later = first.extended([(MACHINE_A, T0 + 3600, T0 + 4200), (MACHINE_B, T0, T0 + 9)], {0: 3})
+        with uow_factory() as uow:
+            uow.history.put(pipeline, later)
+            # not committed: invisible, and rolled back on leaving the block
+        with uow_factory() as uow:
+            assert uow.history.get(pipeline, "kafka:raw") == first
+            uow.history.put(pipeline, later)
+            uow.commit()
+        with uow_factory() as uow:
+            got = uow.history.get(pipeline, "kafka:raw")
+        assert got == later and got.positions == {0: 3}
+        assert got.intervals[MACHINE_A] == ((T0, T0 + 600), (T0 + 3600, T0 + 4200))
 
     # ------------------------------------------------------------------ discovery
 

@@ -58,15 +58,27 @@ def test_offsets_are_committed_only_on_acknowledge(stack: Stack, unique: str) ->
     later.close()
 
 
-def test_history_is_one_machine_whole_and_in_order(stack: Stack, unique: str) -> None:
+def test_history_is_read_whole_then_from_where_it_stopped(stack: Stack, unique: str) -> None:
     kafka = make_topic(stack, unique)
     announcer = KafkaAnnouncer(kafka)
     announcer.announce([message(A, 0), message(B, 0), message(A, 1), message(A, 2)])
-    announcer.close()
     catalog = KafkaCatalog(kafka, group_id=f"g-{unique}")
     catalog.poll()
-    catalog.acknowledge()  # history ignores the group's position
-    history = catalog.history(A)
+    catalog.acknowledge()  # the history ignores the group's position
+    first = catalog.read_history({})
+    assert [a.key for a in first.announcements if a.machine_uuid == A] == [
+        message(A, i)["key"] for i in range(3)
+    ]
+    assert {a.machine_uuid for a in first.announcements} == {A, B}
+    assert all(round(a.last_timestamp - a.first_timestamp, 6) == 599.9 for a in first.announcements)
+    # three partitions: the next offset of each, four messages in all
+    assert set(first.positions) == {0, 1, 2} and sum(first.positions.values()) == 4
+    assert catalog.history_source == f"kafka:{kafka.topic}"
+
+    announcer.announce([message(B, 1)])
+    announcer.close()
+    later = catalog.read_history(first.positions)
+    assert [a.key for a in later.announcements] == [message(B, 1)["key"]]
+    assert sum(later.positions.values()) == 5
+    assert catalog.read_history(later.positions).announcements == []
     catalog.close()
-    assert [a.key for a in history] == [message(A, i)["key"] for i in range(3)]
-    assert all(round(a.last_timestamp - a.first_timestamp, 6) == 599.9 for a in history)

@@ -38,16 +38,9 @@ from tests.contracts.state_store import (
     new_batch,
     register,
 )
-
-TABLES = {
-    "alembic_version",
-    "batches",
-    "batch_events",
-    "exports",
-    "inference_runs",
-    "models",
-    "runs",
-}
+from tests.contracts.state_store import (
+    STATE_TABLES as TABLES,
+)
 
 
 def fresh_schema(config: Config) -> URL:

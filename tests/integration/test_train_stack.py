@@ -7,7 +7,7 @@ import json
 import mlflow
 import pytest
 
-from etl.bootstrap import bootstrap
+from etl.bootstrap import Context, bootstrap
 from etl.config import Config, parse_config
 from etl.io.objectstore import open_store
 from etl.state.domain import ModelStatus
@@ -18,7 +18,9 @@ from etl.steps.simulate import simulate
 from etl.steps.train import registry_name, train
 
 
-def train_config(demo: Config, unique: str, topic: str, min_days: float) -> Config:
+def train_config(
+    demo: Config, unique: str, topic: str, min_days: float, data_rule: str = "pooled"
+) -> Config:
     data = demo.model_dump(mode="json", by_alias=True)
     data["pipeline"] = {"name": f"tr-{unique}", "start_date": "2026-01-05"}
     data["assets"] = [
@@ -29,8 +31,50 @@ def train_config(demo: Config, unique: str, topic: str, min_days: float) -> Conf
     data["storage"]["labels_url"] = f"s3a://raw-telemetry-labels/tr-{unique}"
     data["catalog"]["kafka"]["topic"] = topic
     data["simulate"]["workers"] = 1
-    data["training"] = {"min_days": min_days, "model": {"num_trees": 20, "max_depth": 8}}
+    data["training"] = {
+        "min_days": min_days,
+        "data_rule": data_rule,
+        "model": {"num_trees": 20, "max_depth": 8},
+    }
     return parse_config(data)
+
+
+def assert_pooled_rule_refuses(ctx: Context) -> None:
+    """Not enough: 2 machines x 4 h is 0.3 machine-days of 14; nothing is registered."""
+    pipeline = ctx.config.pipeline.name
+    refused = train(ctx)["types"]["dumper"]
+    assert not refused["trained"]
+    assert refused["reason"].startswith("insufficient data: 0.3 of 14 days for dumpers")
+    with ctx.uow() as uow:
+        assert uow.models.for_pipeline(pipeline) == []
+        last = uow.runs.for_pipeline(pipeline, "train")[-1]
+        assert last.summary["types"]["dumper"]["reason"] == refused["reason"]
+        assert last.summary["types"]["dumper"]["data"]["rule"] == "pooled"
+    ctx.close()
+
+
+def assert_every_asset_rule_refuses(demo_config: Config, unique: str, topic: str) -> None:
+    """0.25 days for every asset: each dumper has a sixth of a day, so no (pooled: yes)."""
+    each = train_config(demo_config, unique, topic, min_days=0.25, data_rule="every_asset")
+    ctx = bootstrap(each)
+    refused = train(ctx)["types"]["dumper"]
+    assert not refused["trained"], refused
+    assert refused["reason"].startswith("insufficient data: 0.2 of 0.25 days for every one")
+    with ctx.uow() as uow:
+        last = uow.runs.for_pipeline(each.pipeline.name, "train")[-1]
+        # the first decision (same pipeline) stored the history read; this one read on
+        # from its positions, found nothing new, and still counts each machine's 4 h
+        history = uow.history.get(each.pipeline.name, f"kafka:{topic}")
+    assert sum(history.positions.values()) >= 2 * 24  # 4 h of 10-minute files, 2 machines
+    assert set(history.intervals) == {a.uuid for a in each.assets}
+    recorded = last.summary["types"]["dumper"]["data"]
+    assert recorded["rule"] == "every_asset" and set(recorded["assets"]) == {
+        a.uuid for a in each.assets
+    }
+    for days in recorded["assets"].values():  # 4 h announced (each file 599.9 s), labelled
+        assert days["announced_days"] == pytest.approx(4 / 24, abs=0.01)
+        assert 0.1 < days["labelled_days"] <= days["announced_days"] + 0.01
+    ctx.close()
 
 
 def test_train_decides_registers_versions_and_promotes(
@@ -42,15 +86,8 @@ def test_train_decides_registers_versions_and_promotes(
     discover(ctx)
     preprocess(ctx)
 
-    # not enough: 2 machines x 4 h is 0.3 machine-days of 14
-    refused = train(ctx)["types"]["dumper"]
-    assert not refused["trained"]
-    assert refused["reason"].startswith("insufficient data: 0.3 of 14 days for dumpers")
-    with ctx.uow() as uow:
-        assert uow.models.for_pipeline(strict.pipeline.name) == []
-        last = uow.runs.for_pipeline(strict.pipeline.name, "train")[-1]
-        assert last.summary["types"]["dumper"]["reason"] == refused["reason"]
-    ctx.close()
+    assert_pooled_rule_refuses(ctx)
+    assert_every_asset_rule_refuses(demo_config, unique, topic)
 
     config = train_config(demo_config, unique, topic, min_days=0.25)
     ctx = bootstrap(config)
@@ -76,6 +113,7 @@ def test_train_decides_registers_versions_and_promotes(
     manifest = json.loads(store.get("models/dumper/v1/training_data.json"))
     assert manifest["inputs"]["statevectors_version"] >= 0 and manifest["inputs"]["label_files"]
     assert manifest["split"]["holdout_machines"] in ([a.uuid] for a in config.assets)
+    assert manifest["data"]["rule"] == "pooled" and len(manifest["data"]["assets"]) == 2
 
     # the same inputs and seed give the same metrics: a tie keeps the champion
     second = train(ctx)["types"]["dumper"]

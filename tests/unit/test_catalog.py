@@ -57,5 +57,8 @@ def test_listing_catalog_lists_configured_machines(tmp_path: Path) -> None:
         (f"{UUID}/1767226200000.parquet", 2, 1767226200.0, None),
         (f"{UUID}/notes.txt", 1, None, "key does not match {uuid}/{first_ts_ms}.parquet"),
     ]
-    assert [a.key for a in catalog.history(UUID)] == [a.key for a in polled[:2]]
-    assert catalog.history(OTHER)[0].key == f"{OTHER}/1767225600000.parquet"
+    read = catalog.read_history({})
+    assert [a.key for a in read.announcements] == [a.key for a in polled[:2]]
+    assert read.positions == {} and catalog.history_source == f"listing:{store.url}"
+    both = ListingCatalog(store, [UUID, OTHER]).read_history({5: 9})  # no positions to honour
+    assert {a.machine_uuid for a in both.announcements} == {UUID, OTHER}

@@ -17,22 +17,14 @@ from etl.state.migrate import MIGRATIONS, current_revision, head_revision, upgra
 from etl.state.models import Base
 from etl.state.uow import open_state
 from tests.contracts.state_store import MACHINE_A, T0, new_batch, register
-
-TABLES = {
-    "alembic_version",
-    "batches",
-    "batch_events",
-    "exports",
-    "inference_runs",
-    "models",
-    "runs",
-}
+from tests.contracts.state_store import STATE_TABLES as TABLES
 
 
 def test_the_migrations_ship_inside_the_package() -> None:
     assert {p.name for p in MIGRATIONS.iterdir()} >= {"env.py", "script.py.mako", "versions"}
     assert (MIGRATIONS / "versions" / "0001_initial.py").is_file()
-    assert head_revision() == "0001"
+    assert (MIGRATIONS / "versions" / "0002_announced_history.py").is_file()
+    assert head_revision() == "0002"
 
 
 def test_upgrade_creates_the_tables_then_is_a_no_op(tmp_path: Path) -> None:
