@@ -249,17 +249,23 @@ class BatchEvent:
     reason: str | None
 
 
-def merge_intervals(
-    *groups: Iterable[tuple[float, float]],
-) -> tuple[tuple[float, float], ...]:
-    """The union of ``[first, last]`` intervals, sorted, overlapping and touching ones merged.
+CONTIGUOUS_GAP_S = 1.0
+"""Announced ranges closer than this are one stretch of data: a file ends at its last
+sample and the next file starts one sample period (at most a second) later."""
 
-    Its total length is what :func:`etl.train.plan.covered_seconds` counts, so a history
-    kept merged loses nothing when new announcements are added to it later.
+
+def merge_intervals(
+    *groups: Iterable[tuple[float, float]], gap_s: float = CONTIGUOUS_GAP_S
+) -> tuple[tuple[float, float], ...]:
+    """The union of ``[first, last]`` intervals, sorted; ranges less than ``gap_s`` apart join.
+
+    The rule :func:`etl.train.plan.covered_seconds` counts by, so a history kept merged
+    loses nothing when announcements are added to it later, and a machine's steady
+    stream of files is one interval, not one per file.
     """
     merged: list[list[float]] = []
     for first, last in sorted(i for group in groups for i in group):
-        if merged and first <= merged[-1][1]:
+        if merged and first < merged[-1][1] + gap_s:
             merged[-1][1] = max(merged[-1][1], last)
         else:
             merged.append([first, last])

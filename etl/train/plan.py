@@ -13,20 +13,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from etl.state.domain import merge_intervals
+
 DAY_S = 86_400.0
 
 PLURAL = {"dumper": "dumpers", "excavator": "excavators", "wheel_loader": "wheel loaders"}
 
 
 def covered_seconds(intervals: Iterable[tuple[float, float]]) -> float:
-    """Seconds covered by the union of ``[first, last]`` intervals (re-sent files count once)."""
-    total, end = 0.0, -math.inf
-    for first, last in sorted(intervals):
-        if last <= end:
-            continue
-        total += last - max(first, end)
-        end = last
-    return total
+    """Seconds covered by ``[first, last]`` intervals, by the rule of :func:`merge_intervals`.
+
+    Overlaps and re-sent files count once; files less than a second apart are one stretch.
+    """
+    return sum(last - first for first, last in merge_intervals(intervals))
 
 
 DATA_RULES = ("pooled", "every_asset")
