@@ -187,8 +187,12 @@ class KafkaCatalog:
             consumer.assign(assigned)
             ends = consumer.end_offsets(assigned)
             starts = consumer.beginning_offsets(assigned)
-            for tp in assigned:  # a position the retention has passed starts at the oldest kept
-                consumer.seek(tp, max(positions.get(tp.partition, 0), starts[tp]))
+            for tp in assigned:
+                position = positions.get(tp.partition, 0)
+                if position > ends[tp]:  # the topic was recreated under the same name
+                    position = 0
+                # a position the retention has passed starts at the oldest record kept
+                consumer.seek(tp, max(position, starts[tp]))
             found: list[Announcement] = []
             while any(consumer.position(tp) < ends[tp] for tp in assigned):
                 polled = consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=100_000)

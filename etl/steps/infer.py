@@ -61,7 +61,7 @@ from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
 from etl.train.features import statevector_features
-from etl.train.model import Smoothing, class_probabilities, load_model, models_url
+from etl.train.model import Smoothing, class_probabilities, load_model, version_url
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -105,8 +105,7 @@ def load_champion(ctx: Context, row: ModelVersion) -> Champion:
         tuple(float(s) for s in manifest["smoothing"]["stays"]),
         tuple(int(m) for m in manifest["smoothing"]["min_segments_s"]),
     )
-    url = row.url or models_url(ctx.config.output_url, row.machine_type, row.version)
-    return Champion(row, load_model(ctx.spark, url), smoothing)
+    return Champion(row, load_model(ctx.spark, version_url(ctx.config.output_url, row)), smoothing)
 
 
 def first_changed(batches: list[Batch]) -> dict[str, int]:

@@ -47,6 +47,7 @@ from etl.train.model import (
     save_model,
     score_seconds,
     segment_stats,
+    version_url,
     with_label_index,
 )
 from etl.train.plan import (
@@ -168,9 +169,7 @@ def _champion_score(
         current = uow.models.champion(ctx.config.pipeline.name, machine_type)
     if current is None:
         return None, None
-    model = load_model(
-        ctx.spark, current.url or models_url(ctx.config.output_url, machine_type, current.version)
-    )
+    model = load_model(ctx.spark, version_url(ctx.config.output_url, current))
     scored = score_seconds(model, test, len(ACTIVITIES[machine_type]))
     result = evaluate(scored, machine_type, smoothing)
     return float(result["macro_f1"]), str(current.registry_version or current.version)

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from etl.state.domain import ModelVersion
+
 LABEL = "label"
 DEFAULT_STAY = 0.98
 """Self-transition probability of a class the training data does not show."""
@@ -156,6 +158,11 @@ def fit(train: DataFrame, params: ModelParams) -> PipelineModel:
 def models_url(output_url: str, machine_type: str, version: int) -> str:
     """Where version ``version`` of a type's model and its manifest live."""
     return f"{output_url}/models/{machine_type}/v{version}"
+
+
+def version_url(output_url: str, row: ModelVersion) -> str:
+    """Where a registered version lives: its recorded URL, or the layout's (older rows)."""
+    return row.url or models_url(output_url, row.machine_type, row.version)
 
 
 def model_path(url: str) -> str:
