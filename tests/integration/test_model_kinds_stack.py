@@ -21,27 +21,15 @@ from etl.infer.schema import SECONDS, table_url
 from etl.steps.simulate import simulate
 from etl.steps.tick import run_tick
 from etl.steps.train import open_mlflow
+from tests.integration.conftest import stack_pipeline
 from tests.results_db import pipeline_results
 
 KINDS = typing.get_args(ModelParams.model_fields["kind"].annotation)
 
 
 def kind_config(demo: Config, unique: str, topic: str, kind: str) -> Config:
-    data = demo.model_dump(mode="json", by_alias=True)
-    data["pipeline"] = {"name": f"kind-{unique}", "start_date": "2026-01-05"}
-    data["assets"] = [
-        {"uuid": f"00000000-0000-4000-8000-{unique}", "type": "dumper"},
-        {"uuid": f"00000000-0000-4000-9000-{unique}", "type": "dumper"},
-    ]
-    data["storage"]["raw_url"] = f"s3a://raw-telemetry/kind-{unique}"
-    data["storage"]["labels_url"] = f"s3a://raw-telemetry-labels/kind-{unique}"
-    data["catalog"]["kafka"]["topic"] = topic
-    data["simulate"]["workers"] = 1
-    data["training"] = {
-        "min_days": 0.1,
-        "model": {"kind": kind, "num_trees": 8, "max_depth": 6},
-    }
-    return parse_config(data)
+    training = {"min_days": 0.1, "model": {"kind": kind, "num_trees": 8, "max_depth": 6}}
+    return parse_config(stack_pipeline(demo, "kind", unique, topic, training=training))
 
 
 @pytest.mark.parametrize("kind", KINDS)

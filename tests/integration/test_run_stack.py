@@ -21,22 +21,15 @@ from etl.infer.schema import CYCLES, SEGMENTS, table_url
 from etl.state.domain import BatchStatus
 from etl.steps.simulate import simulate
 from etl.steps.tick import run_tick
+from tests.integration.conftest import DUMPERS, stack_pipeline
 
 
 def run_config(demo: Config, unique: str, topic: str) -> Config:
-    data = demo.model_dump(mode="json", by_alias=True)
-    data["pipeline"] = {"name": f"run-{unique}", "start_date": "2026-01-05"}
-    data["assets"] = [
-        {"uuid": f"00000000-0000-4000-8000-{unique}", "type": "dumper"},
-        {"uuid": f"00000000-0000-4000-9000-{unique}", "type": "dumper"},
-        {"uuid": f"00000000-0000-4000-a000-{unique}", "type": "excavator"},
-    ]
-    data["storage"]["raw_url"] = f"s3a://raw-telemetry/run-{unique}"
-    data["storage"]["labels_url"] = f"s3a://raw-telemetry-labels/run-{unique}"
-    data["catalog"]["kafka"]["topic"] = topic
-    data["simulate"]["workers"] = 1
-    data["training"] = {"min_days": 0.2, "model": {"num_trees": 10, "max_depth": 8}}
-    return parse_config(data)
+    training = {"min_days": 0.2, "model": {"num_trees": 10, "max_depth": 8}}
+    machines = (*DUMPERS, ("a000", "excavator"))
+    return parse_config(
+        stack_pipeline(demo, "run", unique, topic, training=training, machines=machines)
+    )
 
 
 def _results(config: Config) -> dict[str, list[tuple]]:

@@ -31,10 +31,10 @@ from kafka.admin import NewTopic
 
 from etl.config import Config, parse_config
 from etl.stack import Stack
+from tests.integration.conftest import DUMPERS, stack_pipeline
 from tests.processes import ETL, Finished, run
 from tests.results_db import pipeline_results
 
-IDS = {"dumper": ("8000", "9000"), "excavator": ("a000",)}
 START = "2026-01-05T06:00:00"
 NEXT_HOUR = "2026-01-05T09:00:00"
 PIPELINE_STEPS = ("discover", "preprocess", "train", "infer", "export")
@@ -54,18 +54,11 @@ IDLE = (
 
 def pipeline_config(demo: Config, name: str, unique: str, topic: str) -> dict[str, Any]:
     """The demo stack's config for one pipeline over this module's fleet."""
-    data = demo.model_dump(mode="json", by_alias=True)
-    data["pipeline"] = {"name": f"{name}-{unique}", "start_date": "2026-01-05"}
-    data["assets"] = [
-        {"uuid": f"00000000-0000-4000-{part}-{unique}", "type": machine_type}
-        for machine_type, parts in IDS.items()
-        for part in parts
-    ]
-    data["storage"]["raw_url"] = f"s3a://raw-telemetry/procs-{unique}"
-    data["storage"]["labels_url"] = f"s3a://raw-telemetry-labels/procs-{unique}"
-    data["catalog"]["kafka"]["topic"] = topic
-    data["simulate"]["workers"] = 1
-    data["training"] = {"min_days": 0.2, "model": {"num_trees": 10, "max_depth": 8}}
+    training = {"min_days": 0.2, "model": {"num_trees": 10, "max_depth": 8}}
+    machines = (*DUMPERS, ("a000", "excavator"))
+    data = stack_pipeline(
+        demo, name, unique, topic, training=training, machines=machines, prefix="procs"
+    )
     parse_config(data)  # valid before any process reads it
     return data
 

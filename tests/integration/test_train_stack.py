@@ -16,27 +16,18 @@ from etl.steps.preprocess import preprocess
 from etl.steps.promote import promote
 from etl.steps.simulate import simulate
 from etl.steps.train import registry_name, train
+from tests.integration.conftest import stack_pipeline
 
 
 def train_config(
     demo: Config, unique: str, topic: str, min_days: float, data_rule: str = "pooled"
 ) -> Config:
-    data = demo.model_dump(mode="json", by_alias=True)
-    data["pipeline"] = {"name": f"tr-{unique}", "start_date": "2026-01-05"}
-    data["assets"] = [
-        {"uuid": f"00000000-0000-4000-8000-{unique}", "type": "dumper"},
-        {"uuid": f"00000000-0000-4000-9000-{unique}", "type": "dumper"},
-    ]
-    data["storage"]["raw_url"] = f"s3a://raw-telemetry/tr-{unique}"
-    data["storage"]["labels_url"] = f"s3a://raw-telemetry-labels/tr-{unique}"
-    data["catalog"]["kafka"]["topic"] = topic
-    data["simulate"]["workers"] = 1
-    data["training"] = {
+    training = {
         "min_days": min_days,
         "data_rule": data_rule,
         "model": {"num_trees": 20, "max_depth": 8},
     }
-    return parse_config(data)
+    return parse_config(stack_pipeline(demo, "tr", unique, topic, training=training))
 
 
 def assert_pooled_rule_refuses(ctx: Context) -> None:
