@@ -2,7 +2,7 @@
 
 Submitted like the jobs (``spark-submit ... tests/e2e/probe_job.py --config X --out Y``),
 it builds its session through ``etl.bootstrap`` as the jobs do, runs one task per
-partition on the executors and writes what each task saw as JSON: the file ``etl``
+executor slot on the executors and writes what each task saw as JSON: the file ``etl``
 was imported from (made absolute where the task runs: the test does not share its
 working directory), the task's working directory (the executor's folder in the
 worker's work dir, where spark-submit's ``--py-files`` and ``--jars`` land) and
@@ -10,6 +10,10 @@ what is in it. The function below is pickled by value (it lives in ``__main__``)
 so the executors import ``etl`` only from what was shipped or installed there.
 The driver's ``etl`` is reported too: ``--py-files`` puts the zip first on the
 driver's path as well.
+
+The tasks form a barrier stage: Spark launches all of them at once or not at all
+(retrying while slots are missing), so with one-core executors every executor runs
+exactly one. A plain stage may put every task on whichever executor is first free.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=2, help="the cluster's task slots")
     args = parser.parse_args(argv)
 
     import etl
@@ -50,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     spark = bootstrap(load_config(args.config)).spark
     context = spark.sparkContext
-    tasks = context.parallelize(range(args.tasks), args.tasks).mapPartitions(executor_view)
+    slots = context.parallelize(range(args.tasks), args.tasks)
+    tasks = slots.barrier().mapPartitions(executor_view)
     findings = {
         "driver_etl_file": etl.__file__,
         "master": context.master,

@@ -38,11 +38,18 @@ def spark_home() -> Path:
     return Path(_find_spark_home())
 
 
-def free_port() -> int:
-    """A port nothing listens on now (the kernel's pick; another process could take it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports nothing listens on now (another process could take them).
+
+    All sockets stay bound until every port is picked: one at a time, the kernel may
+    hand out the port it just released again (the master's RPC port and its web UI's
+    once came out equal, and the UI moved to another port unseen).
+    """
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket(socket.AF_INET)) for _ in range(count)]
+        for probe in probes:
+            probe.bind((LOOPBACK, 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def spark_env(conf_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -202,10 +209,11 @@ def standalone_cluster(
 
     """
     root.mkdir(parents=True, exist_ok=True)
+    port, webui_port = free_ports(2)
     cluster = StandaloneCluster(
         root=root,
-        port=free_port(),
-        webui_port=free_port(),
+        port=port,
+        webui_port=webui_port,
         env=spark_env(root / "conf"),
     )
     try:
