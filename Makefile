@@ -45,7 +45,7 @@ bench-preprocess: setup
 	$(VENV)/bin/python bench/preprocess.py --machines 10 --days $(or $(DAYS),1)
 
 bench-train: stack-up
-	$(VENV)/bin/python bench/train.py --machines $(or $(MACHINES),6) --days $(or $(DAYS),2)
+	$(VENV)/bin/python bench/train.py --sizes $(or $(SIZES),3,6,12) --days $(or $(DAYS),1)
 
 # One `etl run` tick for one 10-minute wave of a fleet (after a first tick that trains).
 bench-tick: stack-up

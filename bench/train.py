@@ -1,13 +1,17 @@
-"""make bench-train: train on a simulated fleet and print the evaluation table per machine type.
+"""make bench-train: training cost and quality at three fleet sizes, sampled and on every second.
 
-Simulates ``--machines`` assets (the simulator's mix of dumpers, excavators and
-wheel loaders) for ``--days`` days into local files, preprocesses them, and runs
-``etl train`` with ``training.min_days`` set to what was simulated, against the
-local stack's MLflow server. Prints per machine type: held-out seconds, macro-F1
-after and before smoothing, per-class F1, cycle count error, median cycle
-duration error, and the wall time of each step.
+Simulates the largest fleet (``--sizes``, machines; the simulator's mix of dumpers,
+excavators and wheel loaders) for ``--days`` days into local files and preprocesses
+it once. Then, for each fleet size (the first machines of each type) it runs
+``etl train`` twice on the same StateVectors and labels, each a fresh process: with
+the default sample (``training.sample``, a cap per activity) and on every labelled
+second (no cap, no evaluation budget: what training did before sampling). Both
+judge the same held-out machines. Prints per size and type: rows trained on,
+StateVector seconds the features were computed on, wall time of the type's
+training, held-out macro-F1, per-class F1, cycle count and median duration errors;
+and the wall time of each ``etl train``.
 
-Usage: python bench/train.py [--machines 6] [--days 2] [--keep DIR]
+Usage: python bench/train.py [--sizes 3,6,12] [--days 1] [--cap 20000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -16,27 +20,41 @@ import argparse
 import shutil
 import tempfile
 import uuid
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import yaml
 from common import ETL, ROOT, bench_env, run_etl
 
 
-def write_config(root: Path, machines: int, days: float) -> Path:
-    """An embedded pipeline (files, SQLite, listing) that logs to the stack's MLflow."""
-    from etl.config import load_config
+def fleet(machines: int) -> list[dict[str, str]]:
+    """The simulator's fleet of ``machines`` assets."""
     from etl.simulate import SimulationSettings, fleet_assets
 
-    demo = load_config(ROOT / "conf" / "demo.yaml")
-    assets = [
+    return [
         {"uuid": u, "type": kind}
         for u, kind in fleet_assets(SimulationSettings(machines=machines, seed=1))
     ]
-    counts: dict[str, int] = {}
+
+
+def subset(assets: list[dict[str, str]], size: int, largest: int) -> list[dict[str, str]]:
+    """The first machines of each type, in the largest fleet's proportions."""
+    by_type: dict[str, list[dict[str, str]]] = defaultdict(list)
     for asset in assets:
-        counts[asset["type"]] = counts.get(asset["type"], 0) + 1
+        by_type[asset["type"]].append(asset)
+    return [a for group in by_type.values() for a in group[: max(1, len(group) * size // largest)]]
+
+
+def write_config(
+    root: Path, name: str, assets: list[dict[str, str]], sample: dict[str, Any] | None
+) -> Path:
+    """An embedded pipeline (files, SQLite, listing) that logs to the stack's MLflow."""
+    from etl.config import load_config
+
+    demo = load_config(ROOT / "conf" / "demo.yaml")
     config = {
-        "pipeline": {"name": f"bench-train-{uuid.uuid4().hex[:8]}"},
+        "pipeline": {"name": name},
         "assets": assets,
         "storage": {
             "raw_url": f"file://{root}/raw",
@@ -46,62 +64,89 @@ def write_config(root: Path, machines: int, days: float) -> Path:
         "catalog": {"kind": "listing"},
         "state": {"url": f"sqlite:///{root}/state.db"},
         "mlflow": {"tracking_uri": demo.mlflow.tracking_uri},
-        # every type trains: the smallest type's machine-days, a little less for the clock
-        "training": {"min_days": round(min(counts.values()) * days * 0.9, 3)},
+        # every type trains, whatever the size
+        "training": {"min_days": 0.1, **({"sample": sample} if sample is not None else {})},
         "simulate": {"workers": 2},
         "spark": {"master": "local[2]"},
     }
-    path = root / "bench.yaml"
+    path = root / f"{len(list(root.glob('*.yaml'))):02d}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
+def row(size: int, mode: str, kind: str, outcome: dict[str, Any], machine_days: float) -> str:
+    """One line of the table."""
+    if not outcome.get("trained"):
+        return f"{size:>5} {mode:<8}{kind:<13}{outcome['reason']}"
+    cycles, data = outcome["cycles"], outcome["training_data"]
+    chosen = data["chosen_seconds"]
+    return (
+        f"{size:>5} {mode:<8}{kind:<13}{machine_days:>6.1f}{sum(chosen['training'].values()):>9,}"
+        f"{data['feature_seconds']:>11,}{outcome['eval_seconds']:>9,}{outcome['seconds']:>8.1f}"
+        f"{outcome['macro_f1']:>8.3f}{cycles['cycle_count_error']:>8.3f}"
+        f"{cycles['median_duration_error']:>8.3f}"
+    )
+
+
 def main() -> None:
-    """Simulate, preprocess, train; print the evaluation table."""
+    """Simulate and preprocess the largest fleet; train each size sampled and in full."""
+    from etl.config import SampleParams
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--machines", type=int, default=6)
-    parser.add_argument("--days", type=float, default=2.0)
+    parser.add_argument("--sizes", default="3,6,12", help="fleet sizes (machines)")
+    parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--cap", type=int, default=SampleParams().max_rows_per_class)
     parser.add_argument("--keep", help="work in this folder and keep it")
     args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench-train-"))
     root.mkdir(parents=True, exist_ok=True)
     env = bench_env()
+    name = f"bench-train-{uuid.uuid4().hex[:8]}"
+    assets = fleet(sizes[-1])
+    modes = {
+        "sampled": {"max_rows_per_class": args.cap},
+        "full": {"max_rows_per_class": None, "eval_seconds": None},
+    }
+    lines, walls = [], []
     try:
-        config = str(write_config(root, args.machines, args.days))
-        base = [ETL, "--config", config]
+        base = [ETL, "--config", str(write_config(root, name, assets, None))]
         sim_s, simulated = run_etl(
             [*base, "simulate", "--days", str(args.days), "--seed", "3"], env
         )
         run_etl([*base, "discover"], env)
         pre_s, pre = run_etl([*base, "preprocess"], env)
-        train_s, trained = run_etl([*base, "train"], env)
+        print(
+            f"fleet: {sizes[-1]} machines x {args.days} days, {simulated['rows']:,} raw rows; "
+            f"simulate {sim_s:.0f} s, preprocess {pre_s:.0f} s "
+            f"({pre['vectors_written']:,} StateVectors)",
+            flush=True,
+        )
+        for size in sizes:
+            mine = subset(assets, size, sizes[-1])
+            per_type = {
+                k: sum(a["type"] == k for a in mine) * args.days for k in {a["type"] for a in mine}
+            }
+            for mode, sample in modes.items():
+                config = write_config(root, name, mine, sample)
+                wall, trained = run_etl([ETL, "--config", str(config), "train"], env)
+                walls.append(f"{len(mine):>5} {mode:<8}etl train {wall:.0f} s")
+                for kind, outcome in sorted(trained["types"].items()):
+                    lines.append(row(len(mine), mode, kind, outcome, per_type[kind]))
+                    if outcome.get("trained"):
+                        f1 = ", ".join(f"{a} {f:.2f}" for a, f in outcome["per_class_f1"].items())
+                        lines.append(f"{'':>27}per-class F1: {f1}")
+                print(walls[-1], flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+    print(f"\ncap {args.cap:,} rows per activity (sampled); full: every labelled second")
     print(
-        f"fleet: {args.machines} machines x {args.days} days, {simulated['rows']:,} raw rows; "
-        f"simulate {sim_s:.0f} s, preprocess {pre_s:.0f} s ({pre['vectors_written']:,} "
-        f"StateVectors), train {train_s:.0f} s"
+        f"{'fleet':>5} {'mode':<8}{'type':<13}{'m-days':>6}{'trained':>9}{'features':>11}"
+        f"{'held-out':>9}{'time s':>8}{'F1':>8}{'cyc err':>8}{'dur err':>8}"
     )
-    header = (
-        f"{'type':<13}{'held-out s':>11}{'macro-F1':>9}{'unsmoothed':>11}"
-        f"{'cycles t/p':>12}{'count err':>10}{'median dur err':>15}{'fit+eval s':>11}"
-    )
-    print(header)
-    for kind, outcome in trained["types"].items():
-        if not outcome.get("trained"):
-            print(f"{kind:<13}{outcome['reason']}")
-            continue
-        cycles = outcome["cycles"]
-        print(
-            f"{kind:<13}{outcome.get('eval_seconds', 0):>11}{outcome['macro_f1']:>9.3f}"
-            f"{outcome['macro_f1_unsmoothed']:>11.3f}"
-            f"{cycles['true_cycles']:>6}/{cycles['pred_cycles']:<5}"
-            f"{cycles['cycle_count_error']:>10.3f}{cycles['median_duration_error']:>15.3f}"
-            f"{outcome['seconds']:>11.1f}"
-        )
-        per_class = ", ".join(f"{a} {f:.2f}" for a, f in outcome["per_class_f1"].items())
-        print(f"{'':<13}per-class F1: {per_class}")
+    print("\n".join(lines))
+    print("\n".join(walls))
 
 
 if __name__ == "__main__":

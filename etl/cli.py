@@ -84,9 +84,35 @@ def render_preprocess_summary(summary: dict) -> str:
     )
 
 
-def _cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
-    from etl.steps.train import train
+class NotReproducedError(RuntimeError):
+    """``etl train --reproduce`` got other held-out metrics than the version recorded."""
 
+    def __init__(self, summary: dict[str, Any]) -> None:
+        differing = ", ".join(
+            f"{name} {d['recorded']} -> {d['reproduced']}"
+            for name, d in summary["differing"].items()
+        )
+        super().__init__(
+            f"{summary['machine_type']} v{summary['version']} not reproduced: {differing}"
+        )
+        self.summary = summary
+
+
+def _cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from etl.steps.train import reproduce, train
+
+    if args.reproduce is not None:
+        if args.version is None:
+            raise ValueError("--reproduce TYPE needs --version N")
+        outcome = reproduce(ctx, args.reproduce, args.version)
+        if not outcome["reproduced"]:
+            raise NotReproducedError(outcome)
+        print(
+            f"train {args.reproduce} v{args.version}: reproduced from {outcome['training_data']}"
+            f" (macro-F1 {outcome['macro_f1']:.4f}, every held-out metric as recorded)",
+            file=sys.stderr,
+        )
+        return outcome
     if args.if_due:  # what a scheduled step runs: train only the types etl run would
         from etl.steps.tick import due_types
 
@@ -279,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the types whose retraining is due (as etl run decides): for schedulers",
     )
+    parsers["train"].add_argument(
+        "--reproduce",
+        metavar="TYPE",
+        choices=sorted(ACTIVITIES),
+        help="fit version --version of TYPE again from its stored training data; "
+        "fails unless every held-out metric is as recorded (registers nothing)",
+    )
+    parsers["train"].add_argument("--version", type=int, metavar="N", help="with --reproduce")
 
     status = commands.add_parser("status", help="the state store (batches, models, runs, exports)")
     status.add_argument("--json", action="store_true", help="as JSON (the contract's format)")

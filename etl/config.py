@@ -202,6 +202,23 @@ class ModelParams(_Section):
     seed: int = 42
 
 
+class SampleParams(_Section):
+    """How large a machine type's training set is, whatever the size of the fleet.
+
+    Training rows are every labelled second of an activity up to
+    ``max_rows_per_class``; beyond it, stretches of at most ``max_segment_s``
+    seconds of its labelled segments, taken in turn from every machine, until the
+    cap. Held-out evaluation takes blocks of ``eval_block_s`` seconds from the
+    held-out machines, in turn, up to ``eval_seconds``. ``null`` means no limit
+    (every labelled second: today's cost grows with the fleet).
+    """
+
+    max_rows_per_class: Annotated[int, Field(ge=1)] | None = 20_000
+    max_segment_s: Annotated[int, Field(ge=1)] = 120
+    eval_seconds: Annotated[int, Field(ge=1)] | None = 172_800
+    eval_block_s: Annotated[int, Field(ge=60)] = 21_600
+
+
 class TrainingConfig(_Section):
     """When and how models are trained."""
 
@@ -214,6 +231,7 @@ class TrainingConfig(_Section):
     """``etl run`` retrains a type whose champion is older than this (a week)."""
     recheck_every_h: Annotated[float, Field(gt=0)] = 6
     """``etl run`` re-judges a type without a champion at most this often (it reads the history)."""
+    sample: SampleParams = SampleParams()
     model: ModelParams = ModelParams()
 
 

@@ -61,7 +61,13 @@ from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
 from etl.train.features import statevector_features
-from etl.train.model import Smoothing, class_probabilities, load_model, version_url
+from etl.train.model import (
+    Smoothing,
+    class_probabilities,
+    load_model,
+    manifest_key,
+    version_url,
+)
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -100,11 +106,8 @@ def load_champion(ctx: Context, row: ModelVersion) -> Champion:
     ``etl infer`` and ``jobs/infer.py`` start in a fresh process.
     """
     store = open_store(ctx.config.output_url, ctx.config.storage.s3)
-    manifest = json.loads(store.get(f"models/{row.machine_type}/v{row.version}/training_data.json"))
-    smoothing = Smoothing(
-        tuple(float(s) for s in manifest["smoothing"]["stays"]),
-        tuple(int(m) for m in manifest["smoothing"]["min_segments_s"]),
-    )
+    manifest = json.loads(store.get(manifest_key(row.machine_type, row.version)))
+    smoothing = Smoothing.from_record(manifest["smoothing"])
     return Champion(row, load_model(ctx.spark, version_url(ctx.config.output_url, row)), smoothing)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 import time
 from collections import defaultdict
@@ -29,20 +30,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl.config import ACTIVITIES
+from etl.config import ACTIVITIES, ModelParams, TrainingConfig
 from etl.io.delta import latest_commit, table_exists
 from etl.io.objectstore import open_store
 from etl.state.domain import NewModel
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
-from etl.train.features import join_labels, labels_per_second, statevector_features
+from etl.train.features import second_ranges
 from etl.train.metrics import plot_confusion
 from etl.train.model import (
+    LABEL,
     Smoothing,
     evaluate,
-    fit,
-    flat_metrics,
+    fit_and_evaluate,
     load_model,
+    manifest_key,
     models_url,
     save_model,
     score_seconds,
@@ -57,6 +59,13 @@ from etl.train.plan import (
     holdout_machines,
     should_promote,
     time_split,
+)
+from etl.train.sample import (
+    Split,
+    read_training_data,
+    training_data_url,
+    training_set,
+    write_training_data,
 )
 
 if TYPE_CHECKING:
@@ -182,7 +191,7 @@ def log_run(
     *,
     name: str,
     version: int,
-    labelled: DataFrame,
+    training_rows: DataFrame,
     inputs: dict[str, Any],
     evaluation: dict[str, Any],
     metrics: dict[str, float],
@@ -210,10 +219,20 @@ def log_run(
             }
         )
         mlflow.log_metrics(metrics)
+        # the rows the model was fitted and judged on, as stored with the version
+        mlflow.log_input(
+            SparkDataset(
+                df=training_rows,
+                source=SparkDatasetSource(path=inputs["training_data"]["url"]),
+                targets="activity",
+                name=f"training_data v{version}",
+            ),
+            context="training",
+        )
         # built by hand: mlflow.data.from_spark recognises Delta tables on local paths only
         mlflow.log_input(
             SparkDataset(
-                df=labelled.select("machine_uuid", "ts", "activity"),
+                df=training_rows.select("machine_uuid", "ts", "activity"),
                 source=DeltaDatasetSource(
                     path=inputs["statevectors_url"],
                     delta_table_version=int(inputs["statevectors_version"]),
@@ -221,11 +240,11 @@ def log_run(
                 targets="activity",
                 name=f"statevectors@v{inputs['statevectors_version']}",
             ),
-            context="training",
+            context="statevectors",
         )
         mlflow.log_input(
             SparkDataset(
-                df=labelled.select("machine_uuid", "ts", "activity"),
+                df=training_rows.select("machine_uuid", "ts", "activity"),
                 source=SparkDatasetSource(path=inputs["labels_url"]),
                 targets="activity",
                 name=f"labels ({len(inputs['label_files'])} files)",
@@ -255,57 +274,112 @@ def log_run(
         return run.info.run_id, str(logged.registered_model_version)
 
 
+def labelled_seconds(vectors: DataFrame, labels: DataFrame) -> dict[str, int]:
+    """Per machine: labelled seconds that have StateVectors, counted per machine-day.
+
+    A machine-day counts the lesser of its labelled seconds and its StateVectors:
+    exact when the labels cover only seconds with data or all of them, and cheap at
+    any fleet size (row counts per partition and the label intervals; no per-second
+    join of the whole history).
+    """
+    from pyspark.sql import functions as F
+
+    day_index = F.explode(
+        F.sequence(F.floor(F.col("first") / DAY_S), F.floor(F.col("last") / DAY_S))
+    )
+    pieces = second_ranges(labels).withColumn("_day", day_index)
+    per_day = pieces.select(
+        "machine_uuid",
+        F.date_format(F.timestamp_seconds(F.col("_day") * DAY_S), "yyyy-MM-dd").alias("day"),
+        (
+            F.least(F.col("last"), F.col("_day") * DAY_S + DAY_S - 1)
+            - F.greatest(F.col("first"), F.col("_day") * DAY_S)
+            + 1
+        ).alias("seconds"),
+    )
+    labelled = per_day.groupBy("machine_uuid", "day").agg(F.sum("seconds").alias("labelled"))
+    present = vectors.groupBy("machine_uuid", "day").agg(F.count(F.lit(1)).alias("vectors"))
+    counted = (
+        labelled.join(present, ["machine_uuid", "day"])
+        .groupBy("machine_uuid")
+        .agg(F.sum(F.least("labelled", "vectors")).alias("seconds"))
+        .collect()
+    )
+    return {r["machine_uuid"]: int(r["seconds"]) for r in counted}
+
+
+def choose_split(
+    ranges: DataFrame, machines: list[str], settings: TrainingConfig
+) -> tuple[Split, float, float]:
+    """Whole machines held out (a lone machine: its last stretch), and the labels' time range."""
+    from pyspark.sql import functions as F
+
+    bounds = ranges.agg(F.min("first"), F.max("last")).first()
+    data_from, data_to = float(bounds[0]), float(bounds[1] + 1)
+    held = holdout_machines(machines, settings.holdout_fraction, settings.model.seed)
+    if held:
+        return Split(holdout_machines=tuple(held)), data_from, data_to
+    cut = math.ceil(time_split(data_from, data_to, settings.holdout_fraction))
+    return Split(holdout_after_ts=cut), data_from, data_to
+
+
 def train_type(
     ctx: Context,
     machine_type: str,
-    labelled: DataFrame,
+    vectors: DataFrame,
+    labels: DataFrame,
     machines: list[str],
     *,
     inputs: dict[str, Any],
     decision: Decision,
 ) -> dict[str, Any]:
-    """Fit, evaluate, version, log, register and maybe promote one machine type's model."""
+    """Sample, store, fit, evaluate, version, log, register and maybe promote one type's model.
+
+    ``vectors`` and ``labels`` are the type's machines' StateVectors and label intervals.
+    """
     from pyspark.sql import functions as F
 
     settings = ctx.config.training
     params = settings.model
     pipeline = ctx.config.pipeline.name
     started = time.monotonic()
-    data = with_label_index(labelled, machine_type).cache()
-    bounds = data.agg(F.min("ts"), F.max("ts")).first()  # also fills the cache
-    data_from, data_to = float(bounds[0]), float(bounds[1])
-    held = holdout_machines(machines, settings.holdout_fraction, params.seed)
-    if held:
-        is_test = F.col("machine_uuid").isin(held)
-        split = {"holdout_machines": held}
-    else:
-        cut = time_split(data_from, data_to, settings.holdout_fraction)
-        is_test = F.col("ts") >= F.lit(cut)
-        split = {"holdout_after_ts": cut}
-    train, test = data.where(~is_test), data.where(is_test)
-
-    model = fit(train, params)
     classes = list(ACTIVITIES[machine_type])
-    smoothing = Smoothing.from_stats(segment_stats(train), len(classes), params.min_segment_s)
-    evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, smoothing)
-    metrics = flat_metrics(evaluation, classes)
+    ranges = with_label_index(second_ranges(labels), machine_type)
+    split, data_from, data_to = choose_split(ranges, machines, settings)
+    # durations of every training-side segment, not of the clipped sampled stretches
+    segments = split.training_side(ranges).select(
+        LABEL, (F.col("last") - F.col("first") + 1).alias("seconds")
+    )
+    smoothing = Smoothing.from_stats(segment_stats(segments), len(classes), params.min_segment_s)
 
     with ctx.uow() as uow:
         version = 1 + max(
             (m.version for m in uow.models.for_pipeline(pipeline, machine_type)), default=0
         )
     url = models_url(ctx.config.output_url, machine_type, version)
-    save_model(model, ctx.spark, url)
+    sample = training_set(vectors, labels, split, settings.sample, params.seed)
+    stored = training_data_url(url)
+    stored_rows = write_training_data(sample.rows, stored)
+    sampled_s = round(time.monotonic() - started, 1)
+    fitted = fit_and_evaluate(
+        read_training_data(ctx.spark, stored), machine_type, params, smoothing
+    )
+    evaluation, metrics = fitted.evaluation, fitted.metrics
+    save_model(fitted.model, ctx.spark, url)
+    training_data = {
+        "url": stored,
+        "rows": stored_rows,
+        "limits": settings.sample.model_dump(),
+        **sample.record(),
+    }
     manifest = {
         "machine_type": machine_type,
         "version": version,
         "inputs": inputs,
-        "split": split,
+        "split": split.record(),
+        "training_data": training_data,
         "params": params.model_dump(),
-        "smoothing": {
-            "stays": list(smoothing.stays),
-            "min_segments_s": list(smoothing.min_segments_s),
-        },
+        "smoothing": smoothing.record(),
         "data_from": data_from,
         "data_to": data_to,
         "metrics": metrics,
@@ -314,25 +388,25 @@ def train_type(
     }
     store = open_store(ctx.config.output_url, ctx.config.storage.s3)
     store.put(
-        f"models/{machine_type}/v{version}/training_data.json",
+        manifest_key(machine_type, version),
         json.dumps(manifest, indent=2, sort_keys=True).encode(),
     )
 
     name = registry_name(pipeline, machine_type)
-    champion_f1, champion_version = _champion_score(ctx, test, machine_type, smoothing)
+    champion_f1, champion_version = _champion_score(ctx, fitted.test, machine_type, smoothing)
     mlflow = open_mlflow(ctx)
     promote = should_promote(metrics["macro_f1"], champion_f1)
     run_id, registered = log_run(
         ctx,
         mlflow,
-        model,
+        fitted.model,
         name=name,
         version=version,
-        labelled=labelled,
-        inputs=inputs,
+        training_rows=read_training_data(ctx.spark, stored),
+        inputs={**inputs, "training_data": training_data},
         evaluation=evaluation,
         metrics=metrics,
-        tags={**split, "model_url": url, "role": "champion" if promote else "challenger"},
+        tags={**split.record(), "model_url": url, "role": "champion" if promote else "challenger"},
         smoothing=smoothing,
         machine_type=machine_type,
     )
@@ -364,7 +438,7 @@ def train_type(
         client.set_registered_model_alias(name, "champion", registered)
     else:
         client.set_model_version_tag(name, registered, "challenger_reason", reason)
-    data.unpersist()
+    fitted.test.unpersist()
     return {
         "trained": True,
         "version": version,
@@ -377,9 +451,56 @@ def train_type(
         "eval_seconds": evaluation["seconds"],
         "cycles": evaluation["cycles"],
         "per_class_f1": {a: evaluation["report"]["per_class"][a]["f1"] for a in classes},
+        "training_data": training_data,
+        "sample_seconds": sampled_s,
         "seconds": round(time.monotonic() - started, 1),
         "decision": decision.message,
         "data": decision.record(),
+    }
+
+
+def reproduce(ctx: Context, machine_type: str, version: int) -> dict[str, Any]:
+    """Fit a version again from its stored training data alone; compare the held-out metrics.
+
+    Reads the version's manifest and ``training_data/`` under the pipeline's prefix
+    (no StateVectors, no labels, no state store), fits with the recorded parameters,
+    smooths with the recorded smoothing and evaluates on the recorded held-out rows.
+    Nothing is registered: this checks that a version can be had again.
+    """
+    started = time.monotonic()
+    store = open_store(ctx.config.output_url, ctx.config.storage.s3)
+    key = manifest_key(machine_type, version)
+    if not store.exists(key):
+        raise ValueError(f"no {machine_type} model v{version} under {ctx.config.output_url}")
+    manifest = json.loads(store.get(key))
+    if "training_data" not in manifest:
+        raise ValueError(
+            f"{machine_type} v{version} was trained before versions kept their training data"
+        )
+    fitted = fit_and_evaluate(
+        read_training_data(ctx.spark, manifest["training_data"]["url"]),
+        machine_type,
+        ModelParams(**manifest["params"]),
+        Smoothing.from_record(manifest["smoothing"]),
+    )
+    fitted.test.unpersist()
+    recorded: dict[str, float] = manifest["metrics"]
+    differing = {
+        name: {"recorded": recorded.get(name), "reproduced": fitted.metrics.get(name)}
+        for name in sorted(set(recorded) | set(fitted.metrics))
+        if name not in recorded
+        or name not in fitted.metrics
+        or not math.isclose(recorded[name], fitted.metrics[name], rel_tol=1e-9, abs_tol=1e-12)
+    }
+    return {
+        "machine_type": machine_type,
+        "version": version,
+        "reproduced": not differing,
+        "training_data": manifest["training_data"]["url"],
+        "macro_f1": fitted.metrics["macro_f1"],
+        "metrics": fitted.metrics,
+        "differing": differing,
+        "seconds": round(time.monotonic() - started, 1),
     }
 
 
@@ -409,31 +530,20 @@ def train(ctx: Context, only: set[str] | None = None) -> dict[str, Any]:
         inputs["label_files"] = _label_files(ctx) if labels is not None else []
         announced = announced_days(ctx) if machines_by_type else {}
         for machine_type, machines in sorted(machines_by_type.items()):
-            labelled = None
-            labelled_seconds: dict[str, int] = {}
+            mine = theirs = None
+            counted: dict[str, int] = {}
             if vectors is not None and labels is not None:
                 mine = vectors.where(F.col("machine_uuid").isin(machines))
-                per_second = labels_per_second(labels.where(F.col("machine_uuid").isin(machines)))
-                counts = (
-                    mine.select("machine_uuid", "ts")
-                    .join(per_second, ["machine_uuid", "ts"])
-                    .groupBy("machine_uuid")
-                    .count()
-                    .collect()
-                )
-                labelled_seconds = {r["machine_uuid"]: int(r["count"]) for r in counts}
-                labelled = join_labels(statevector_features(mine), labels)
+                theirs = labels.where(F.col("machine_uuid").isin(machines))
+                counted = labelled_seconds(mine, theirs)
             decision = Decision(
                 machine_type,
-                {
-                    m: AssetDays(announced.get(m, 0.0), labelled_seconds.get(m, 0) / DAY_S)
-                    for m in machines
-                },
+                {m: AssetDays(announced.get(m, 0.0), counted.get(m, 0) / DAY_S) for m in machines},
                 config.training.min_days,
                 config.training.data_rule,
             )
             log.info("train %s: %s", machine_type, decision.message)
-            if not decision.enough or labelled is None:
+            if not decision.enough or mine is None or theirs is None:
                 summary["types"][machine_type] = {
                     "trained": False,
                     "reason": decision.message,
@@ -441,6 +551,6 @@ def train(ctx: Context, only: set[str] | None = None) -> dict[str, Any]:
                 }
                 continue
             summary["types"][machine_type] = train_type(
-                ctx, machine_type, labelled, machines, inputs=inputs, decision=decision
+                ctx, machine_type, mine, theirs, machines, inputs=inputs, decision=decision
             )
     return summary

@@ -12,10 +12,12 @@ that close, where a row frame would reach across the gap into another trip.
 For the same reason the "previous second" features (jerk, heading rate) and
 the stopped/moving runs treat a jump of more than one second as a break.
 
-All frames share one partitioning, so Spark evaluates them after a single
-shuffle (the "until the run ends" frame sorts by descending time, a running
-frame instead of one reaching to the end of the partition, which Spark would
-re-evaluate for every row); no Python UDF is involved. Features are doubles and never
+Every frame is bounded (at most :data:`FEATURE_REACH_S` from the second): a
+second's features are the same whether they are computed over a whole history
+or over a stretch around it, which lets training compute them only around the
+seconds it samples and inference from a short warm-up before its cut. All frames
+share one partitioning, so Spark evaluates them after a single shuffle; no
+Python UDF is involved. Features are doubles and never
 null (a missing IMU gives zeros, flagged by ``imu_missing``) because the
 downstream learners do not accept nulls.
 """
@@ -39,8 +41,9 @@ STOPPED_SPEED = 0.5
 SPEED_CHANGE_LOOKBACK = 5
 """Speed change compares with the mean of this many seconds before the row."""
 
-TIME_SINCE_STOP_CAP = 3600
-"""Seconds; a machine that has not stopped for an hour is as "long" as it matters."""
+RUN_HORIZON_S = 60
+"""Stop runs and the time since the last stop are seen a minute each way: a run longer
+than that counts as "long", and every feature stays a bounded window (see FEATURE_REACH_S)."""
 
 LATERAL_EPSILON = 1e-6
 """Keeps the lateral vibration ratio finite when the vertical axis is perfectly still."""
@@ -116,6 +119,26 @@ def feature_columns(horizons: tuple[int, ...] = DEFAULT_HORIZONS) -> tuple[str, 
 FEATURE_COLUMNS: tuple[str, ...] = feature_columns(DEFAULT_HORIZONS)
 """The features for the default horizons, in the order models expect them."""
 
+HEADING_OFFSET_HORIZON_S = 60
+"""Half-width of the window ``heading_offset_60`` compares the heading with."""
+
+FEATURE_REACH_S: int = (
+    max(
+        *DEFAULT_HORIZONS,
+        *ROTATION_HORIZONS,
+        *CONTEXT_HORIZONS,
+        SPEED_CHANGE_LOOKBACK,
+        HEADING_OFFSET_HORIZON_S,
+        RUN_HORIZON_S,
+    )
+    + 1
+)
+"""How far from a second its features look, in seconds: the widest window plus the
+previous/next second that per-row values (jerk, heading rate, run starts) compare with.
+A second's features depend only on the StateVectors within this reach, so training
+computes them on the stretches around sampled seconds alone and gets exactly what a
+computation over the whole history gives (tests/spark/test_train_sample.py)."""
+
 
 def _circular_difference(current: Column, previous: Column) -> Column:
     """Absolute angle between two headings in degrees, wrapped into [0, 180].
@@ -138,10 +161,11 @@ def statevector_features(
     * ``speed_change``: speed minus the mean speed over ``[-5, -1]``;
     * ``stopped``: 1.0 when speed < 0.5 m/s;
     * ``stop_duration``: length in seconds of the run of equal ``stopped``
-      values the row belongs to (a stopped run or a moving run); a gap of
-      more than one second starts a new run;
+      values the row belongs to (a stopped run or a moving run), as far as it
+      lies within :data:`RUN_HORIZON_S` of the row (at most ``2 h + 1``); a gap
+      of more than one second starts a new run;
     * ``time_since_stop``: seconds since the latest stopped second at or before
-      the row, capped at 3600 (3600 when there is none);
+      the row, :data:`RUN_HORIZON_S` when there is none that close;
     * ``acc_magnitude``: norm of the mean acceleration vector;
     * ``jerk``: absolute change of ``acc_magnitude`` from the previous second,
       0 after a gap;
@@ -176,14 +200,8 @@ def statevector_features(
         ``machine_uuid``, ``ts`` (long) and :func:`feature_columns` of ``horizons``.
     """
     by_time = Window.partitionBy("machine_uuid").orderBy("ts")
-    up_to_now = by_time.rangeBetween(Window.unboundedPreceding, 0)
-    # "from now on" as a running frame in reverse order: Spark evaluates a frame
-    # reaching to unboundedFollowing afresh for every row (quadratic per machine).
-    from_now = (
-        Window.partitionBy("machine_uuid")
-        .orderBy(F.col("ts").desc())
-        .rowsBetween(Window.unboundedPreceding, 0)
-    )
+    run_behind = by_time.rangeBetween(-RUN_HORIZON_S, 0)
+    run_ahead = by_time.rangeBetween(0, RUN_HORIZON_S)
     lookback = by_time.rangeBetween(-SPEED_CHANGE_LOOKBACK, -1)
 
     speed = F.col("speed").cast("double")
@@ -241,16 +259,20 @@ def statevector_features(
     df = df.withColumn("_run_end", F.coalesce(F.lead("_run_start").over(by_time), F.lit(True)))
 
     # Step 3: every windowed aggregate; all share one partitioning (one shuffle).
-    run_first = F.max(F.when(F.col("_run_start"), F.col("ts"))).over(up_to_now)
-    run_last = F.min(F.when(F.col("_run_end"), F.col("ts"))).over(from_now)
-    last_stop = F.max(F.when(F.col("stopped") == 1.0, F.col("ts"))).over(up_to_now)
+    # no run start within the horizon: the run began before it (the rows are contiguous)
+    run_first = F.coalesce(
+        F.max(F.when(F.col("_run_start"), F.col("ts"))).over(run_behind),
+        F.col("ts") - RUN_HORIZON_S,
+    )
+    run_last = F.coalesce(
+        F.min(F.when(F.col("_run_end"), F.col("ts"))).over(run_ahead),
+        F.col("ts") + RUN_HORIZON_S,
+    )
+    last_stop = F.max(F.when(F.col("stopped") == 1.0, F.col("ts"))).over(run_behind)
     aggregates: dict[str, Column] = {
         "speed_change": F.col("speed") - F.avg("speed").over(lookback),
         "stop_duration": (run_last - run_first + 1).cast("double"),
-        "time_since_stop": F.coalesce(
-            F.least(F.col("ts") - last_stop, F.lit(TIME_SINCE_STOP_CAP)),
-            F.lit(TIME_SINCE_STOP_CAP),
-        ).cast("double"),
+        "time_since_stop": F.coalesce(F.col("ts") - last_stop, F.lit(RUN_HORIZON_S)).cast("double"),
         "lateral_vibration_ratio": (F.col("acc_x_std") + F.col("acc_y_std"))
         / (F.col("acc_z_std") + LATERAL_EPSILON),
     }
@@ -279,7 +301,7 @@ def statevector_features(
         aggregates[f"speed_mean_after_{h}"] = F.avg("speed").over(after)
     # How far the body points from where it pointed on average over two minutes: an
     # excavator dwells longer at the face than at the truck, so the dump side is the far one.
-    around = by_time.rangeBetween(-60, 60)
+    around = by_time.rangeBetween(-HEADING_OFFSET_HORIZON_S, HEADING_OFFSET_HORIZON_S)
     mean_heading = F.degrees(
         F.atan2(F.avg("_heading_sin").over(around), F.avg("_heading_cos").over(around))
     )
@@ -290,6 +312,23 @@ def statevector_features(
         return F.coalesce(column.cast("double"), F.lit(0.0)).alias(name)
 
     return df.select("machine_uuid", "ts", *(feature(n) for n in feature_columns(horizons)))
+
+
+def second_ranges(labels: DataFrame) -> DataFrame:
+    """Activity intervals as the whole seconds they cover: ``first`` to ``last``, inclusive.
+
+    A label ``[start, end)`` covers the seconds ``ceil(start) .. ceil(end) - 1``; an
+    interval holding no whole second is dropped (``sequence`` fails on an empty
+    range, and such a label says nothing about any second).
+
+    Returns:
+        ``machine_uuid``, ``activity``, ``first`` and ``last`` (long).
+    """
+    first = F.ceil(F.col("start")).cast("long")
+    last = (F.ceil(F.col("end")) - 1).cast("long")
+    return labels.select(
+        "machine_uuid", "activity", first.alias("first"), last.alias("last")
+    ).where(F.col("first") <= F.col("last"))
 
 
 def labels_per_second(labels: DataFrame) -> DataFrame:
@@ -307,15 +346,11 @@ def labels_per_second(labels: DataFrame) -> DataFrame:
     Returns:
         ``machine_uuid``, ``ts`` (long) and ``activity``.
     """
-    first = F.ceil(F.col("start")).cast("long")
-    last = (F.ceil(F.col("end")) - 1).cast("long")
     return (
-        labels.select("machine_uuid", "activity", first.alias("_first"), last.alias("_last"))
-        # sequence() fails on an empty range, so such intervals are dropped first.
-        .where(F.col("_first") <= F.col("_last"))
+        second_ranges(labels)
         .select(
             "machine_uuid",
-            F.explode(F.sequence("_first", "_last")).alias("ts"),
+            F.explode(F.sequence("first", "last")).alias("ts"),
             "activity",
         )
         # Spark sizes this by the few label files and would broadcast it to every join,

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from etl.state.domain import ModelVersion
 
 LABEL = "label"
+HOLDOUT = "holdout"
+"""Column of a training set: true for a held-out (evaluation) second."""
 DEFAULT_STAY = 0.98
 """Self-transition probability of a class the training data does not show."""
 STAY_RANGE = (0.5, 0.999)
@@ -76,6 +78,18 @@ class Smoothing:
             minimums.append(default_min_segment_s if seen is None else max(1, int(seen.p10_s // 2)))
         return cls(tuple(stays), tuple(minimums))
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Smoothing:
+        """From a version's manifest (:meth:`record`): what inference applies with it."""
+        return cls(
+            tuple(float(s) for s in record["stays"]),
+            tuple(int(m) for m in record["min_segments_s"]),
+        )
+
+    def record(self) -> dict[str, list[float] | list[int]]:
+        """For the version's manifest."""
+        return {"stays": list(self.stays), "min_segments_s": list(self.min_segments_s)}
+
     def as_params(self, classes: list[str]) -> dict[str, float]:
         """For MLflow and the manifest: what inference must apply with this model."""
         params: dict[str, float] = {}
@@ -85,10 +99,13 @@ class Smoothing:
         return params
 
 
-def segment_stats(train: DataFrame) -> dict[int, SegmentStats]:
-    """Duration statistics of the labelled segments per class (Spark).
+def runs(rows: DataFrame) -> DataFrame:
+    """The labelled segments of per-second rows: runs of one machine's seconds with one label.
 
-    A segment is a run of seconds of one machine with the same label and no gap.
+    A label change, a gap or another machine starts a new segment.
+
+    Returns:
+        ``label`` and ``seconds`` per segment, as :func:`segment_stats` takes them.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -101,12 +118,23 @@ def segment_stats(train: DataFrame) -> dict[int, SegmentStats]:
         | (F.col("ts") - F.lag("ts").over(by_time) > 1)
     )
     running = by_time.rowsBetween(Window.unboundedPreceding, 0)
-    segments = (
-        train.select("machine_uuid", "ts", LABEL, starts.cast("long").alias("_start"))
+    return (
+        rows.select("machine_uuid", "ts", LABEL, starts.cast("long").alias("_start"))
         .withColumn("_segment", F.sum("_start").over(running))
         .groupBy("machine_uuid", "_segment", LABEL)
         .agg(F.count(F.lit(1)).alias("seconds"))
+        .select(LABEL, "seconds")
     )
+
+
+def segment_stats(segments: DataFrame) -> dict[int, SegmentStats]:
+    """Duration statistics per class of labelled segments (``label``, ``seconds``; Spark).
+
+    Training takes the segments from the label intervals themselves (every one of
+    the training side, not only the sampled stretches, which are clipped).
+    """
+    from pyspark.sql import functions as F
+
     rows = (
         segments.groupBy(LABEL)
         .agg(
@@ -158,6 +186,11 @@ def fit(train: DataFrame, params: ModelParams) -> PipelineModel:
 def models_url(output_url: str, machine_type: str, version: int) -> str:
     """Where version ``version`` of a type's model and its manifest live."""
     return f"{output_url}/models/{machine_type}/v{version}"
+
+
+def manifest_key(machine_type: str, version: int) -> str:
+    """The key of a version's manifest (inputs, split, training data, smoothing, metrics)."""
+    return f"models/{machine_type}/v{version}/training_data.json"
 
 
 def version_url(output_url: str, row: ModelVersion) -> str:
@@ -292,3 +325,34 @@ def flat_metrics(evaluation: dict[str, Any], classes: list[str]) -> dict[str, fl
     for name, value in evaluation["cycles"].items():
         metrics[f"cycle_{name}" if not name.startswith("cycle") else name] = float(value)
     return {k: v for k, v in metrics.items() if not math.isnan(v)}
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A classifier fitted on a training set's training rows and judged on its held-out rows."""
+
+    model: PipelineModel
+    test: DataFrame
+    """The held-out rows (cached), on which a champion is judged too."""
+    evaluation: dict[str, Any]
+    metrics: dict[str, float]
+
+
+def fit_and_evaluate(
+    rows: DataFrame, machine_type: str, params: ModelParams, smoothing: Smoothing
+) -> Fitted:
+    """Fit on the rows that are not held out, smooth and evaluate on those that are.
+
+    ``rows`` is a training set as :func:`etl.train.sample.read_training_data` reads
+    it back (features, ``activity``, ``holdout``): training and ``etl train
+    --reproduce`` both go through here, from the same stored rows in the same
+    order, so that a version's metrics can be had again.
+    """
+    from pyspark.sql import functions as F
+
+    data = with_label_index(rows, machine_type).cache()
+    train, test = data.where(~F.col(HOLDOUT)), data.where(F.col(HOLDOUT))
+    model = fit(train, params)
+    classes = list(ACTIVITIES[machine_type])
+    evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, smoothing)
+    return Fitted(model, test, evaluation, flat_metrics(evaluation, classes))

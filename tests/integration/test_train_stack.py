@@ -3,31 +3,93 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
+import yaml
 
 from etl.bootstrap import Context, bootstrap
 from etl.config import Config, parse_config
 from etl.io.objectstore import open_store
 from etl.state.domain import ModelStatus
 from etl.steps.discover import discover
-from etl.steps.preprocess import preprocess
+from etl.steps.preprocess import preprocess, statevectors_url
 from etl.steps.promote import promote
 from etl.steps.simulate import simulate
 from etl.steps.train import registry_name, train
 from tests.integration.conftest import stack_pipeline
+from tests.processes import ETL, run
+
+
+def train_settings(
+    demo: Config, unique: str, topic: str, min_days: float, data_rule: str = "pooled"
+) -> dict[str, Any]:
+    """The test pipeline's config as a dict: a sample cap small enough to be reached."""
+    training = {
+        "min_days": min_days,
+        "data_rule": data_rule,
+        "sample": {"max_rows_per_class": 1500, "max_segment_s": 60, "eval_seconds": 3 * 3600},
+        "model": {"num_trees": 20, "max_depth": 8},
+    }
+    return stack_pipeline(demo, "tr", unique, topic, training=training)
 
 
 def train_config(
     demo: Config, unique: str, topic: str, min_days: float, data_rule: str = "pooled"
 ) -> Config:
-    training = {
-        "min_days": min_days,
-        "data_rule": data_rule,
-        "model": {"num_trees": 20, "max_depth": 8},
-    }
-    return parse_config(stack_pipeline(demo, "tr", unique, topic, training=training))
+    return parse_config(train_settings(demo, unique, topic, min_days, data_rule))
+
+
+def assert_the_sample_is_stored_and_logged(
+    manifest: dict[str, Any], keys: set[str], output_url: str, run: Any
+) -> None:
+    """The training set is a sample, capped per activity, stored with v1 and logged."""
+    sample = manifest["training_data"]
+    assert sample["url"] == f"{output_url}/models/dumper/v1/training_data"
+    assert any(k.startswith("models/dumper/v1/training_data/") for k in keys)
+    chosen = sample["chosen_seconds"]
+    assert max(chosen["training"].values()) < 1500 + 60
+    assert sum(chosen["held_out"].values()) <= 3 * 3600 + 21_600
+    assert 0 < sample["rows"] <= sum(map(sum, (c.values() for c in chosen.values())))
+    names = {i.dataset.name for i in run.inputs.dataset_inputs}
+    assert "training_data v1" in names, names
+
+
+def assert_a_version_is_reproduced_from_its_training_data_alone(
+    settings: dict[str, Any], version: int, macro_f1: float, folder: Path
+) -> None:
+    """``etl train --reproduce`` in a fresh process, the StateVectors gone (vacuumed)."""
+    config = parse_config(settings)
+    store = open_store(config.output_url, config.storage.s3)
+    vectors = statevectors_url(config.output_url).removeprefix(config.output_url + "/")
+    for obj in list(store.list(vectors + "/")):
+        store.delete(obj.key)
+    assert not list(store.list(vectors + "/"))
+    path = folder / "train.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
+
+    def reproduce(log: str, *, check: bool = True) -> Any:
+        argv = [str(ETL), "--config", str(path), "train", "--reproduce", "dumper"]
+        argv += ["--version", str(version)]
+        return run(argv, env=env, cwd=folder, log=folder / log, check=check)
+
+    done = reproduce("reproduce.log")
+    outcome = json.loads(done.stdout)
+    assert outcome["reproduced"] and not outcome["differing"], outcome
+    assert outcome["macro_f1"] == macro_f1
+    assert "reproduced from" in done.stderr
+    # the comparison bites: a recorded figure that the data does not give fails the command
+    key = f"models/dumper/v{version}/training_data.json"
+    manifest = json.loads(store.get(key))
+    manifest["metrics"]["macro_f1"] += 0.01
+    store.put(key, json.dumps(manifest).encode())
+    refused = reproduce("refused.log", check=False)
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert f"dumper v{version} not reproduced: macro_f1" in refused.stderr
 
 
 def assert_pooled_rule_refuses(ctx: Context) -> None:
@@ -69,7 +131,7 @@ def assert_every_asset_rule_refuses(demo_config: Config, unique: str, topic: str
 
 
 def test_train_decides_registers_versions_and_promotes(
-    demo_config: Config, unique: str, topic: str
+    demo_config: Config, unique: str, topic: str, tmp_path: Path
 ) -> None:
     strict = train_config(demo_config, unique, topic, min_days=14)
     ctx = bootstrap(strict)
@@ -105,6 +167,7 @@ def test_train_decides_registers_versions_and_promotes(
     assert manifest["inputs"]["statevectors_version"] >= 0 and manifest["inputs"]["label_files"]
     assert manifest["split"]["holdout_machines"] in ([a.uuid] for a in config.assets)
     assert manifest["data"]["rule"] == "pooled" and len(manifest["data"]["assets"]) == 2
+    assert_the_sample_is_stored_and_logged(manifest, keys, config.output_url, run)
 
     # the same inputs and seed give the same metrics: a tie keeps the champion
     second = train(ctx)["types"]["dumper"]
@@ -125,3 +188,8 @@ def test_train_decides_registers_versions_and_promotes(
         with ctx.uow() as uow:
             assert uow.models.champion(config.pipeline.name, "dumper").version == version
     ctx.close()
+
+    settings = train_settings(demo_config, unique, topic, min_days=0.25)
+    assert_a_version_is_reproduced_from_its_training_data_alone(
+        settings, 2, second["macro_f1"], tmp_path
+    )

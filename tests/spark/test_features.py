@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from etl.train.features import (
     FEATURE_COLUMNS,
+    RUN_HORIZON_S,
     feature_columns,
     join_labels,
     labels_per_second,
@@ -146,9 +147,10 @@ def test_time_since_last_stop_counts_up_and_caps(spark: SparkSession) -> None:
     speeds = [5.0, 5.0, 0.0, 0.0, 5.0, 5.0, 5.0, 5.0]
     rows = [row(t, s) for t, s in enumerate(speeds)] + [row(5000, 5.0)]
     feats = features_by_ts(spark, rows)
+    cap = float(RUN_HORIZON_S)
     assert [feats[t]["time_since_stop"] for t in range(8)] == [
-        3600.0,
-        3600.0,
+        cap,
+        cap,
         0.0,
         0.0,
         1.0,
@@ -156,7 +158,20 @@ def test_time_since_last_stop_counts_up_and_caps(spark: SparkSession) -> None:
         3.0,
         4.0,
     ]
-    assert feats[5000]["time_since_stop"] == 3600.0
+    assert feats[5000]["time_since_stop"] == cap
+
+
+def test_runs_and_stops_are_seen_within_the_run_horizon(spark: SparkSession) -> None:
+    # stopped 300 s, then moving 300 s: the run is seen only a horizon each way
+    h = RUN_HORIZON_S
+    rows = [row(t, 0.0 if t < 300 else 5.0) for t in range(600)]
+    feats = features_by_ts(spark, rows)
+    assert feats[150]["stop_duration"] == 2 * h + 1  # deep inside a long stop
+    assert feats[10]["stop_duration"] == 10 + h + 1  # the run began 10 s before
+    assert feats[299]["stop_duration"] == h + 1  # the run ends here
+    assert feats[300 + h - 1]["time_since_stop"] == h  # last stop h seconds ago
+    assert feats[300 + h + 5]["time_since_stop"] == h  # none within the horizon
+    assert feats[302]["time_since_stop"] == 3.0
 
 
 def test_heading_rate_wraps_around_north(spark: SparkSession) -> None:
@@ -226,7 +241,7 @@ def test_two_machines_do_not_leak(spark: SparkSession) -> None:
         assert f["stop_duration"] == 20.0
         assert f["time_since_stop"] == 0.0
     feats_b = [r for r in out.collect() if r["machine_uuid"] == B]
-    assert all(f["speed_min_60"] == 20.0 and f["time_since_stop"] == 3600.0 for f in feats_b)
+    assert all(f["speed_min_60"] == 20.0 and f["time_since_stop"] == RUN_HORIZON_S for f in feats_b)
 
 
 def labels(spark: SparkSession, rows: list[tuple]) -> DataFrame:
