@@ -14,7 +14,7 @@ export AWS_SECRET_ACCESS_KEY ?= etl-local-secret
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: setup stack-up stack-down test lint demo clean bench-preprocess bench-train bench-tick \
-	bench-export bench-judging image pipeline
+	bench-export bench-judging bench-robustness image pipeline
 
 setup:
 	@bash scripts/setup.sh
@@ -48,6 +48,10 @@ bench-train: stack-up
 	$(VENV)/bin/python bench/train.py --sizes $(or $(SIZES),3,6,12) --days $(or $(DAYS),1)
 
 # One `etl run` tick for one 10-minute wave of a fleet (after a first tick that trains).
+# models trained on day 1, judged on the next hours: later, noisier GNSS, other mounting
+bench-robustness: setup
+	$(VENV)/bin/python bench/robustness.py --machines $(or $(MACHINES),6) --hours $(or $(HOURS),6)
+
 bench-tick: stack-up
 	$(VENV)/bin/python bench/tick.py --machines $(or $(MACHINES),50) --hours $(or $(HOURS),2)
 

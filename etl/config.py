@@ -247,6 +247,8 @@ class SimulateConfig(_Section):
     """Switch every fault off (a clean fleet)."""
     gps_noise_m: Annotated[float, Field(ge=0)] = 2.0
     speed_noise: Annotated[float, Field(ge=0)] = 0.3
+    mounting: Literal["aligned", "any"] = "aligned"
+    """Loggers aligned with the body, or in any orientation per machine."""
     workers: Annotated[int, Field(ge=1, le=16)] = 2
 
     @field_validator("faults")

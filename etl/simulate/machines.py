@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ EXTRA_COLUMNS: tuple[str, ...] = ("can_engine_rpm", "j1939_fuel_rate", "oem_stat
 # off does not change the trajectory, and the labels need no sensor draws.
 STREAM_UUID, STREAM_PROFILE, STREAM_TIMELINE, STREAM_GAPS = 0, 1, 2, 3
 STREAM_FAULTS, STREAM_SENSORS, STREAM_UPLOAD = 4, 5, 6
+STREAM_MOUNTING = 7
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class LoggerProfile:
         column_order: Order of the columns in the file.
         acc_bias: Accelerometer bias per axis, m/s^2.
         gyro_bias: Gyroscope bias per axis, deg/s.
-        misalignment: Mounting error (roll, pitch, yaw), radians.
+        misalignment: Mounting (roll, pitch, yaw), radians: a small error of an
+            aligned unit, or any orientation (``SimulationSettings.mounting``).
     """
 
     has_gyro: bool
@@ -164,7 +166,7 @@ def machine_profile(settings: SimulationSettings, index: int) -> MachineProfile:
         "wheel_loader": (-1.5, 0.0, 3.8),
     }[kind]
     home = int(rng.integers(0, 1 << 16))
-    return MachineProfile(
+    profile = MachineProfile(
         index=index,
         uuid=uuid_of(settings, index),
         machine_type=kind,
@@ -175,6 +177,18 @@ def machine_profile(settings: SimulationSettings, index: int) -> MachineProfile:
         home=home,
         logger=_logger(settings, rng),
     )
+    if settings.mounting == "aligned":
+        return profile
+    # any orientation: gravity may land on any axis; a stream of its own, so that an
+    # aligned fleet stays the same draw for draw
+    turn = derive_rng(settings.seed, index, STREAM_MOUNTING)
+    angles = (
+        turn.uniform(-np.pi, np.pi),
+        turn.uniform(-np.pi / 2, np.pi / 2),
+        turn.uniform(-np.pi, np.pi),
+    )
+    logger = replace(profile.logger, misalignment=tuple(float(a) for a in angles))
+    return replace(profile, logger=logger)
 
 
 def shift_breaks(

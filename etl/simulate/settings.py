@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Literal
 
 MACHINE_TYPES: tuple[str, ...] = ("dumper", "excavator", "wheel_loader")
 """The machine types of the raw-data contract."""
@@ -123,6 +124,9 @@ class SimulationSettings:
         shift_start_hour: UTC hour at which a shift starts.
         shift_hours: Shift length; shifts follow each other around the clock.
         faults: Field fault rates.
+        mounting: How loggers sit: ``aligned`` with the body (x forward, z up,
+            within a degree or so) or ``any`` orientation per machine (gravity
+            on any axis), as real units are strapped in where there is room.
     """
 
     machines: int = 10
@@ -158,6 +162,7 @@ class SimulationSettings:
     shift_start_hour: float = 6.0
     shift_hours: float = 12.0
     faults: FaultRates = field(default_factory=FaultRates)
+    mounting: Literal["aligned", "any"] = "aligned"
 
     def __post_init__(self) -> None:
         self._check_fleet()
@@ -187,6 +192,8 @@ class SimulationSettings:
                 raise ValueError(f"unknown machine types {sorted(unknown)}")
         if self.machine_uuids is not None and len(self.machine_uuids) != self.machines:
             raise ValueError("machine_uuids must name one UUID per machine")
+        if self.mounting not in ("aligned", "any"):
+            raise ValueError(f"mounting must be 'aligned' or 'any', got {self.mounting!r}")
         if not 0 < self.shift_hours <= 24:
             raise ValueError(f"shift_hours must be in (0, 24], got {self.shift_hours}")
 

@@ -69,6 +69,7 @@ def simulation_settings(
         machine_types=tuple([a.type for a in assets] + [kind for _, kind in generated]),
         gps_noise_m=simulate.gps_noise_m,
         speed_noise=simulate.speed_noise,
+        mounting=simulate.mounting,
         bucket=bucket_of(config.storage.raw_url) or "raw-telemetry",
         faults=faults,
     )

@@ -77,6 +77,28 @@ def test_without_noise_a_truck_at_rest_reads_gravity_only() -> None:
     assert at_rest["acc_z"].mean() == pytest.approx(G, abs=0.1)
 
 
+def test_a_logger_mounted_any_way_reads_gravity_on_other_axes() -> None:
+    turned = dataclasses.replace(QUIET, mounting="any")
+    _, upright = _frames(QUIET)
+    _, imu = _frames(turned)
+    truth = machine_truth(turned, 0)
+    idle_seconds = truth.loc[truth["activity"] == "idle", "timestamp"].astype(np.int64)
+    at_rest = imu[np.floor(imu["timestamp"]).astype(np.int64).isin(idle_seconds)]
+    mean = at_rest[["acc_x", "acc_y", "acc_z"]].mean().to_numpy()
+    # still gravity in size, but no longer along z
+    assert np.linalg.norm(mean) == pytest.approx(G, abs=0.1)
+    assert abs(mean[2]) < 0.9 * G, mean
+    # the machine and its run are the same; only the logger's axes turned
+    np.testing.assert_array_equal(imu["timestamp"], upright["timestamp"])
+    for axis in ("acc_x", "acc_y", "acc_z"):
+        assert not np.allclose(imu[axis], upright[axis])
+    norm = np.sqrt((imu[["acc_x", "acc_y", "acc_z"]] ** 2).sum(axis=1))
+    upright_norm = np.sqrt((upright[["acc_x", "acc_y", "acc_z"]] ** 2).sum(axis=1))
+    assert np.allclose(norm, upright_norm, atol=0.3)  # a rotation keeps lengths (bias aside)
+    with pytest.raises(ValueError, match="mounting"):
+        dataclasses.replace(QUIET, mounting="sideways")
+
+
 def test_gps_noise_has_the_configured_spread() -> None:
     settings = dataclasses.replace(DUMPER, multipath_rate=0.0, gps_bias_m=0.0)
     joined = _errors(settings)
