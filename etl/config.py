@@ -249,6 +249,8 @@ class SimulateConfig(_Section):
     speed_noise: Annotated[float, Field(ge=0)] = 0.3
     mounting: Literal["aligned", "any"] = "aligned"
     """Loggers aligned with the body, or in any orientation per machine."""
+    site_seed: Annotated[int, Field(ge=0)] = 0
+    """The pit: 0 the reference one, any other seed another layout and pace."""
     workers: Annotated[int, Field(ge=1, le=16)] = 2
 
     @field_validator("faults")

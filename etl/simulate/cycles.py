@@ -22,7 +22,7 @@ from etl.simulate.machines import (
 )
 from etl.simulate.noise import derive_rng
 from etl.simulate.settings import SimulationSettings
-from etl.simulate.site import FLOOR_Z, Site, direction, loader_routes
+from etl.simulate.site import Site, direction, loader_routes
 from etl.simulate.terrain import (
     DriveProfile,
     DriveStyle,
@@ -195,7 +195,7 @@ def excavator_timeline(
     face = site.faces[profile.index % len(site.faces)]
     along = direction(face.dig_heading + 90.0)
     home = np.array(face.digger) + 35.0 * (profile.index // len(site.faces)) * along
-    ctx = _context(settings, profile, site, Pose(*home, FLOOR_Z, face.dig_heading))
+    ctx = _context(settings, profile, site, Pose(*home, site.layout.floor_z, face.dig_heading))
     rng = ctx.rng
     offset = 0.0
     ctx.hold("idle", rng.uniform(1.0, 300.0))
@@ -256,7 +256,13 @@ def wheel_loader_timeline(
     """Feed the crusher from the ROM pad in V-cycles: fill, reverse, carry, tip, return."""
     slot, row = profile.index % 4, profile.index // 4
     pile = np.array(site.rom_pad) + slot * 45.0 * direction(20.0) + row * 60.0 * direction(110.0)
-    routes = loader_routes((float(pile[0]), float(pile[1])), 300.0 + 10.0 * slot, 40.0 + 8.0 * slot)
+    layout = site.layout
+    routes = loader_routes(
+        (float(pile[0]), float(pile[1])),
+        (layout.loader_heading + 10.0 * slot) % 360.0,
+        (40.0 + 8.0 * slot) * layout.carry_scale,
+        layout.rim_z + 5.0,
+    )
     ctx = _context(settings, profile, site, _end_pose(routes.return_forward))
     rng = ctx.rng
     ctx.hold("idle", rng.uniform(1.0, 300.0))

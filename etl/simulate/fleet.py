@@ -32,7 +32,7 @@ from etl.simulate.faults import InjectedFault, draw_file_faults, upload_schedule
 from etl.simulate.machines import MachineProfile, machine_profile, machine_type, uuid_of
 from etl.simulate.sensors import SensorModel
 from etl.simulate.settings import SimulationSettings
-from etl.simulate.site import Site, build_site
+from etl.simulate.site import Site, build_site, site_layout
 from etl.simulate.timeline import Timeline, empty_labels, labels_frame
 
 T = TypeVar("T")
@@ -55,14 +55,14 @@ class MachineRun:
     faults: list[InjectedFault]
 
 
-@functools.lru_cache(maxsize=1)
-def _site() -> Site:
-    return build_site()
+@functools.lru_cache(maxsize=4)
+def _site(seed: int) -> Site:
+    return build_site(site_layout(seed))
 
 
 def _timeline(settings: SimulationSettings, index: int) -> tuple[MachineProfile, Timeline]:
     profile = machine_profile(settings, index)
-    return profile, machine_timeline(settings, profile, _site())
+    return profile, machine_timeline(settings, profile, _site(settings.site_seed))
 
 
 def fleet_assets(settings: SimulationSettings) -> list[tuple[str, str]]:

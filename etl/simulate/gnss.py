@@ -14,7 +14,7 @@ from etl.simulate.kinematics import Truth, render_truth
 from etl.simulate.machines import MachineProfile
 from etl.simulate.noise import BlockNoise
 from etl.simulate.settings import SimulationSettings
-from etl.simulate.site import FLOOR_Z, RIM_Z
+from etl.simulate.site import site_layout
 from etl.simulate.terrain import heading_of, local_to_latlon
 from etl.simulate.timeline import OFF, Timeline
 
@@ -151,7 +151,8 @@ def gps_fixes(
     body = truth.heading[np.clip(base, 0, len(truth) - 1)] + 0.5 * wobble
     heading = np.where((true_speed > 0.3) & (speed >= 0.7), course, body)
 
-    depth = np.clip((RIM_Z - ground) / (RIM_Z - FLOOR_Z), 0.0, 1.0)
+    pit = site_layout(s.site_seed)
+    depth = np.clip((pit.rim_z - ground) / (pit.rim_z - pit.floor_z), 0.0, 1.0)
     hdop = 0.75 + depth + 0.2 * np.abs(noise.smooth(35, j0, j1, 30.0 * s.gps_hz)) + 0.3 * jump
     active = truth.activity[np.clip(base, 0, len(truth) - 1)]
     keep = (active != OFF) & ~_dropouts(settings, noise, truth, span)
@@ -181,7 +182,8 @@ def _dropouts(
     back = DROPOUT_LOOKBACK_S * settings.gps_hz - 1
     j = np.arange(j0 - back, j1)
     idx = np.clip(j * (settings.imu_hz // settings.gps_hz) - truth.k0, 0, len(truth) - 1)
-    depth = np.clip((RIM_Z - truth.z[idx]) / (RIM_Z - FLOOR_Z), 0.0, 1.0)
+    pit = site_layout(settings.site_seed)
+    depth = np.clip((pit.rim_z - truth.z[idx]) / (pit.rim_z - pit.floor_z), 0.0, 1.0)
     rate = settings.gps_dropout_rate * (0.5 + 2.5 * depth)
     starts = np.flatnonzero(noise.uniform(30, j[0], j1) < rate)
     length = 3.0 - 7.0 * np.log1p(-noise.uniform(31, j[0], j1)[starts])

@@ -16,6 +16,7 @@ import numpy as np
 
 from etl.simulate.noise import derive_rng
 from etl.simulate.settings import SimulationSettings
+from etl.simulate.site import site_layout
 from etl.simulate.timeline import OFF, Interruption
 
 ACTIVITIES: dict[str, tuple[str, ...]] = {
@@ -160,6 +161,7 @@ def machine_profile(settings: SimulationSettings, index: int) -> MachineProfile:
     """Everything that makes machine ``index`` itself, derived from the seed."""
     rng = derive_rng(settings.seed, index, STREAM_PROFILE)
     kind = machine_type(settings, index)
+    site = site_layout(settings.site_seed)  # the site's operators drive and work at its pace
     antenna = {
         "dumper": (3.0, 0.0, 6.5),
         "excavator": (-2.5, 0.8, 4.0),
@@ -170,8 +172,8 @@ def machine_profile(settings: SimulationSettings, index: int) -> MachineProfile:
         index=index,
         uuid=uuid_of(settings, index),
         machine_type=kind,
-        speed_factor=float(np.clip(rng.normal(1.0, 0.06), 0.85, 1.15)),
-        timing_factor=float(np.clip(rng.normal(1.0, 0.1), 0.75, 1.3)),
+        speed_factor=float(np.clip(rng.normal(1.0, 0.06), 0.85, 1.15)) * site.speed_scale,
+        timing_factor=float(np.clip(rng.normal(1.0, 0.1), 0.75, 1.3)) * site.timing_scale,
         vibration_factor=float(np.clip(rng.normal(1.0, 0.15), 0.6, 1.5)),
         antenna=antenna,
         home=home,

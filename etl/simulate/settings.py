@@ -124,6 +124,9 @@ class SimulationSettings:
         shift_start_hour: UTC hour at which a shift starts.
         shift_hours: Shift length; shifts follow each other around the clock.
         faults: Field fault rates.
+        site_seed: Which pit the fleet works in: 0 is the reference pit, any
+            other seed another layout, grade, haul distances and pace
+            (:func:`etl.simulate.site.site_layout`).
         mounting: How loggers sit: ``aligned`` with the body (x forward, z up,
             within a degree or so) or ``any`` orientation per machine (gravity
             on any axis), as real units are strapped in where there is room.
@@ -163,9 +166,11 @@ class SimulationSettings:
     shift_hours: float = 12.0
     faults: FaultRates = field(default_factory=FaultRates)
     mounting: Literal["aligned", "any"] = "aligned"
+    site_seed: int = 0
 
     def __post_init__(self) -> None:
         self._check_fleet()
+        self._check_site()
         self._check_rates()
         self._check_noise()
 
@@ -192,10 +197,14 @@ class SimulationSettings:
                 raise ValueError(f"unknown machine types {sorted(unknown)}")
         if self.machine_uuids is not None and len(self.machine_uuids) != self.machines:
             raise ValueError("machine_uuids must name one UUID per machine")
-        if self.mounting not in ("aligned", "any"):
-            raise ValueError(f"mounting must be 'aligned' or 'any', got {self.mounting!r}")
         if not 0 < self.shift_hours <= 24:
             raise ValueError(f"shift_hours must be in (0, 24], got {self.shift_hours}")
+
+    def _check_site(self) -> None:
+        if self.site_seed < 0:
+            raise ValueError(f"site_seed must be >= 0, got {self.site_seed}")
+        if self.mounting not in ("aligned", "any"):
+            raise ValueError(f"mounting must be 'aligned' or 'any', got {self.mounting!r}")
 
     def _check_rates(self) -> None:
         if self.gps_hz < 1 or self.imu_hz < 1 or self.imu_hz % self.gps_hz:

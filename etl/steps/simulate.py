@@ -70,6 +70,7 @@ def simulation_settings(
         gps_noise_m=simulate.gps_noise_m,
         speed_noise=simulate.speed_noise,
         mounting=simulate.mounting,
+        site_seed=simulate.site_seed,
         bucket=bucket_of(config.storage.raw_url) or "raw-telemetry",
         faults=faults,
     )

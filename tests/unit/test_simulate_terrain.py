@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.simulate.site import FLOOR_Z, RIM_Z, Turtle, build_site, loader_routes
+from etl.simulate.site import (
+    FLOOR_Z,
+    RIM_Z,
+    SiteLayout,
+    Turtle,
+    build_site,
+    loader_routes,
+    site_layout,
+)
 from etl.simulate.terrain import (
     DriveStyle,
     Route,
@@ -117,6 +126,31 @@ def test_haul_roads_leave_the_spot_climb_the_ramp_and_come_back() -> None:
     assert {site.dump_for(face).name for face in site.faces} == {"crusher", "waste_dump"}
 
 
+def test_another_site_seed_is_another_pit_whose_roads_still_connect() -> None:
+    assert site_layout(0) == SiteLayout()  # the reference pit
+    assert site_layout(7) == site_layout(7)  # a seed, not a draw
+    lengths = {}
+    for seed in range(10):
+        layout = site_layout(seed)
+        site = build_site(layout)
+        assert layout.rim_z - layout.floor_z >= 80.0
+        for face in site.faces:
+            routes = site.haul_routes(face)
+            haul, back = routes.haul, routes.back
+            assert (haul.x[0], haul.y[0]) == pytest.approx(face.spot)
+            assert (back.x[-1], back.y[-1]) == pytest.approx(face.spot)
+            assert haul.z[0] == layout.floor_z and haul.z[-1] >= layout.rim_z
+            # no hairpin anywhere: every road as drivable as the reference pit's
+            assert max(haul.curvature.max(), back.curvature.max()) < 1 / 10.0, (seed, face)
+            assert 0 < routes.dump_queue_s < haul.length
+            assert 0.02 < np.median(haul.grade[haul.grade > 0.02]) < 0.2
+        lengths[seed] = [site.haul_routes(face).haul.length for face in site.faces]
+    # other haul distances and depths than the reference pit's
+    for seed in range(1, 10):
+        assert lengths[seed] != pytest.approx(lengths[0], rel=0.02), seed
+    assert len({site_layout(seed).rim_z - site_layout(seed).floor_z for seed in range(10)}) == 10
+
+
 def test_a_wheel_loader_v_cycle_closes() -> None:
     routes = loader_routes((0.0, 0.0), 300.0, 50.0)
     legs = [
@@ -131,3 +165,28 @@ def test_a_wheel_loader_v_cycle_closes() -> None:
     assert routes.carry_forward.length == pytest.approx(50.0)
     assert np.mod(routes.into_pile.heading[-1], 360) == pytest.approx(300.0)
     assert np.mod(routes.carry_forward.heading[-1], 360) == pytest.approx(30.0)
+
+
+def test_a_fleet_at_another_site_works_in_that_pit() -> None:
+    from etl.simulate import FaultRates, SimulationSettings, machine_truth
+
+    def dumper(site_seed: int) -> pd.DataFrame:
+        settings = SimulationSettings(
+            machines=1,
+            days=2 / 24,
+            seed=4,
+            machine_types=("dumper",),
+            faults=FaultRates.none(),
+            site_seed=site_seed,
+        )
+        return machine_truth(settings, 0)
+
+    reference, other = dumper(0), dumper(5)
+    layout = site_layout(5)
+    # altitude of the GNSS antenna: the machine's ground plus its mast
+    floor, rim = other["altitude"].min(), other["altitude"].max()
+    assert layout.floor_z <= floor <= layout.floor_z + 10.0
+    assert layout.rim_z <= rim <= layout.rim_z + 40.0
+    assert FLOOR_Z <= reference["altitude"].min() <= FLOOR_Z + 10.0
+    # the same truck's day, but other cycles: other distances, grades and pace
+    assert not np.array_equal(reference["activity"].to_numpy(), other["activity"].to_numpy())
