@@ -11,7 +11,9 @@ StateVectors) and preprocessed by ``etl``:
   (``simulate.gps_noise_m`` 2 m -> 4 m, 6 m; ``simulate.speed_noise`` 0.3 -> 0.6,
   0.9 m/s);
 - ``any mount``: every logger mounted in another orientation (``simulate.mounting:
-  any``; the training fleet's sit upright).
+  any``; the training fleet's sit upright);
+- ``other site``: the same machines in another pit (``simulate.site_seed: 1``: other
+  depth and grades, haul distances, dump approaches, loader V-cycles, pace).
 
 Each variant's seconds are scored by the training pipeline's champion in this
 process, as ``etl infer`` scores them (the same features, the version's fitted
@@ -41,6 +43,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gnss x2": {"gps_noise_m": 4.0, "speed_noise": 0.6},
     "gnss x3": {"gps_noise_m": 6.0, "speed_noise": 0.9},
     "any mount": {"mounting": "any"},
+    "other site": {"site_seed": 1},
 }
 
 
@@ -180,7 +183,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print(f"\nper-second macro-F1 (smoothed), models trained on day 1; next {args.hours:g} h:")
-    print(f"{'type':<14}{'held-out':>9}" + "".join(f"{name:>10}" for name in VARIANTS))
+    print(f"{'type':<14}{'held-out':>9}" + "".join(f"{name:>11}" for name in VARIANTS))
     for machine_type, outcome in sorted(summary["types"].items()):
         if not outcome.get("trained"):
             print(f"{machine_type:<14}{outcome['reason']}")
@@ -188,14 +191,14 @@ def main() -> None:
         figures = [scores[name].get(machine_type, {}).get("macro_f1") for name in VARIANTS]
         print(
             f"{machine_type:<14}{outcome['macro_f1']:>9.3f}"
-            + "".join(f"{f:>10.3f}" if f is not None else f"{'-':>10}" for f in figures)
+            + "".join(f"{f:>11.3f}" if f is not None else f"{'-':>11}" for f in figures)
         )
     print("\nper-class F1:")
     for name in VARIANTS:
         for machine_type, evaluation in sorted(scores[name].items()):
             per_class = evaluation["report"]["per_class"]
             line = ", ".join(f"{a} {v['f1']:.2f}" for a, v in per_class.items())
-            print(f"  {name:<9}{machine_type:<14}{line}")
+            print(f"  {name:<11}{machine_type:<14}{line}")
 
 
 if __name__ == "__main__":
