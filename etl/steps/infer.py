@@ -60,10 +60,11 @@ from etl.io.objectstore import open_store
 from etl.state.domain import Batch, BatchStatus, ModelVersion, RunStatus
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
-from etl.train.features import statevector_features
+from etl.train.features import FEATURES_VERSION, statevector_features
 from etl.train.model import (
     Smoothing,
     class_probabilities,
+    learnt_other_features,
     load_model,
     manifest_key,
     version_url,
@@ -107,6 +108,15 @@ def load_champion(ctx: Context, row: ModelVersion) -> Champion:
     """
     store = open_store(ctx.config.output_url, ctx.config.storage.s3)
     manifest = json.loads(store.get(manifest_key(row.machine_type, row.version)))
+    if learnt_other_features(manifest):
+        log.warning(
+            "infer %s: champion v%d learnt from features version %s, this code computes %d; "
+            "it scores until retrained (etl run retrains it at its next tick)",
+            row.machine_type,
+            row.version,
+            manifest.get("features_version", 1),
+            FEATURES_VERSION,
+        )
     smoothing = Smoothing.from_record(manifest["smoothing"])
     return Champion(row, load_model(ctx.spark, version_url(ctx.config.output_url, row)), smoothing)
 

@@ -43,9 +43,18 @@ class TickFailedError(RuntimeError):
 
 
 def due_types(ctx: Context, now: datetime | None = None) -> set[str]:
-    """The machine types ``etl run`` should (re)train now."""
+    """The machine types ``etl run`` should (re)train now.
+
+    A type without a champion when last judged long enough ago; a champion when it
+    is older than ``training.retrain_every_h``, or learnt from features other than
+    this code computes (its manifest says which).
+    """
+    from etl.io.objectstore import open_store
+    from etl.train.model import learnt_other_features, read_manifest
+
     now = now or datetime.now(UTC)
     config = ctx.config
+    store = open_store(config.output_url, config.storage.s3)
     pipeline = config.pipeline.name
     retrain = timedelta(hours=config.training.retrain_every_h)
     recheck = timedelta(hours=config.training.recheck_every_h)
@@ -59,7 +68,9 @@ def due_types(ctx: Context, now: datetime | None = None) -> set[str]:
         for machine_type in sorted({a.type for a in config.assets}):
             champion = uow.models.champion(pipeline, machine_type)
             if champion is not None:
-                if now - champion.trained_at >= retrain:
+                manifest = read_manifest(store, machine_type, champion.version)
+                stale = manifest is not None and learnt_other_features(manifest)
+                if stale or now - champion.trained_at >= retrain:
                     due.add(machine_type)
             elif machine_type not in judged or now - judged[machine_type] >= recheck:
                 due.add(machine_type)

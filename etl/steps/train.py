@@ -36,7 +36,7 @@ from etl.io.objectstore import open_store
 from etl.state.domain import NewModel
 from etl.steps import recorded_run
 from etl.steps.preprocess import statevectors_url
-from etl.train.features import second_ranges
+from etl.train.features import FEATURES_VERSION, second_ranges
 from etl.train.metrics import plot_confusion
 from etl.train.model import (
     LABEL,
@@ -379,6 +379,7 @@ def train_type(
         "split": split.record(),
         "training_data": training_data,
         "params": params.model_dump(),
+        "features_version": FEATURES_VERSION,
         "smoothing": smoothing.record(),
         "data_from": data_from,
         "data_to": data_to,

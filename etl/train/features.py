@@ -48,6 +48,14 @@ than that counts as "long", and every feature stays a bounded window (see FEATUR
 LATERAL_EPSILON = 1e-6
 """Keeps the lateral vibration ratio finite when the vertical axis is perfectly still."""
 
+GRAVITY_HORIZON_S = 60
+"""Half-width of the window whose mean acceleration gives gravity's direction."""
+
+FEATURES_VERSION = 2
+"""What the features mean, for the models that learnt from them: 2 bounded the stop runs
+to RUN_HORIZON_S and made the lateral vibration ratio independent of the mounting.
+A version's manifest records it; a champion of another version is due for retraining."""
+
 _BASE_FEATURES: tuple[str, ...] = (
     "speed",
     "speed_change",
@@ -129,6 +137,7 @@ FEATURE_REACH_S: int = (
         *CONTEXT_HORIZONS,
         SPEED_CHANGE_LOOKBACK,
         HEADING_OFFSET_HORIZON_S,
+        GRAVITY_HORIZON_S,
         RUN_HORIZON_S,
     )
     + 1
@@ -171,7 +180,11 @@ def statevector_features(
       0 after a gap;
     * ``vibration_energy``: sum of the squared acceleration standard deviations,
       with its rolling mean/max over ``[-h, h]``;
-    * ``lateral_vibration_ratio``: ``(acc_x_std + acc_y_std) / (acc_z_std + 1e-6)``;
+    * ``lateral_vibration_ratio``: horizontal over vertical vibration (standard
+      deviations), "vertical" being the direction of gravity as the mean
+      acceleration over ``[-60, 60]`` s shows it: the same wherever and however the
+      logger is mounted (axes assumed uncorrelated: the vertical variance is
+      ``sum(g_i^2 std_i^2) / |g|^2``, the horizontal the rest of the total);
     * ``altitude_rate_h``: (mean altitude over ``[0, h]`` minus mean over
       ``[-h, 0]``) / h, a climb rate robust to GPS altitude noise;
     * ``heading_rate``: absolute circular heading change from the previous
@@ -269,12 +282,23 @@ def statevector_features(
         F.col("ts") + RUN_HORIZON_S,
     )
     last_stop = F.max(F.when(F.col("stopped") == 1.0, F.col("ts"))).over(run_behind)
+    # gravity's direction in the logger's frame: the mean acceleration over two minutes
+    gravity = [
+        F.avg(f"acc_{axis}_mean").over(by_time.rangeBetween(-GRAVITY_HORIZON_S, GRAVITY_HORIZON_S))
+        for axis in "xyz"
+    ]
+    variances = [F.col(f"acc_{axis}_std") ** 2 for axis in "xyz"]
+    weight = sum((g**2 for g in gravity), F.lit(0.0))
+    vertical = F.when(
+        weight > 0,
+        sum((g**2 * v for g, v in zip(gravity, variances, strict=True)), F.lit(0.0)) / weight,
+    )
+    horizontal = F.greatest(F.col("vibration_energy") - vertical, F.lit(0.0))
     aggregates: dict[str, Column] = {
         "speed_change": F.col("speed") - F.avg("speed").over(lookback),
         "stop_duration": (run_last - run_first + 1).cast("double"),
         "time_since_stop": F.coalesce(F.col("ts") - last_stop, F.lit(RUN_HORIZON_S)).cast("double"),
-        "lateral_vibration_ratio": (F.col("acc_x_std") + F.col("acc_y_std"))
-        / (F.col("acc_z_std") + LATERAL_EPSILON),
+        "lateral_vibration_ratio": F.sqrt(horizontal) / (F.sqrt(vertical) + LATERAL_EPSILON),
     }
     for h in horizons:
         centred = by_time.rangeBetween(-h, h)

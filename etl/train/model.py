@@ -9,6 +9,7 @@ confusion) and per cycle (count and median duration errors) on held-out data.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from etl.config import ACTIVITIES, ModelParams
-from etl.train.features import FEATURE_COLUMNS
+from etl.train.features import FEATURE_COLUMNS, FEATURES_VERSION
 from etl.train.metrics import classification_report, cycle_metrics
 from etl.train.segments import activity_segments, build_cycles
 from etl.train.smoothing import smooth_activities
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from etl.io.objectstore import ObjectStore
     from etl.state.domain import ModelVersion
 
 LABEL = "label"
@@ -191,6 +193,20 @@ def models_url(output_url: str, machine_type: str, version: int) -> str:
 def manifest_key(machine_type: str, version: int) -> str:
     """The key of a version's manifest (inputs, split, training data, smoothing, metrics)."""
     return f"models/{machine_type}/v{version}/training_data.json"
+
+
+def read_manifest(store: ObjectStore, machine_type: str, version: int) -> dict[str, Any] | None:
+    """A version's manifest from the pipeline's object store (``store`` at its prefix)."""
+    key = manifest_key(machine_type, version)
+    return json.loads(store.get(key)) if store.exists(key) else None
+
+
+def learnt_other_features(manifest: dict[str, Any]) -> bool:
+    """Whether a version learnt from features other than this code computes.
+
+    Versions from before the features were versioned learnt from version 1.
+    """
+    return int(manifest.get("features_version", 1)) != FEATURES_VERSION
 
 
 def version_url(output_url: str, row: ModelVersion) -> str:

@@ -216,7 +216,8 @@ def test_no_nulls_with_missing_imu(spark: SparkSession) -> None:
     assert feats[7]["acc_magnitude"] == 0.0
     assert feats[7]["vibration_energy"] == 0.0
     assert feats[0]["vibration_energy"] == pytest.approx(0.03)
-    assert feats[0]["lateral_vibration_ratio"] == pytest.approx(0.2 / (0.1 + 1e-6))
+    # horizontal (x and y) over vertical (z, where gravity is) vibration
+    assert feats[0]["lateral_vibration_ratio"] == pytest.approx(math.hypot(0.1, 0.1) / (0.1 + 1e-6))
     assert feats[0]["acc_magnitude"] == pytest.approx(9.81)
     # Rolling vibration around the hole still uses the seconds that have an IMU.
     assert feats[6]["vibration_mean_5"] == pytest.approx(0.03)
@@ -313,3 +314,31 @@ def test_before_and_after_windows_tell_what_came_from_what_follows(spark: SparkS
     assert out[30]["vibration_max_before_60"] == pytest.approx(3.0)
     assert out[5]["speed_mean_after_15"] == pytest.approx((4 * 0.0 + 11 * 8.0) / 15)
     assert out[0]["speed_mean_before_15"] == 0.0  # nothing before: 0, not null
+
+
+def test_features_do_not_depend_on_how_the_logger_is_mounted(spark: SparkSession) -> None:
+    # a machine that stands, then drives and shakes sideways; gravity on z
+    def body(t: int) -> tuple[float, tuple[float, float, float], tuple[float, float, float]]:
+        shaking = t >= 40
+        return (
+            5.0 if shaking else 0.0,
+            (0.3 * math.sin(t), 0.1, 9.81),
+            (0.8 if shaking else 0.05, 0.2, 0.1 + 0.01 * (t % 7)),
+        )
+
+    aligned = [row(t, speed, acc=acc, std=std) for t in range(120) for speed, acc, std in [body(t)]]
+    # the same unit strapped in on its side and backwards: z -> x, x -> -y, y -> -z
+    turned = [
+        row(t, speed, acc=(acc[2], -acc[0], -acc[1]), std=(std[2], std[0], std[1]))
+        for t in range(120)
+        for speed, acc, std in [body(t)]
+    ]
+    upright, sideways = features_by_ts(spark, aligned), features_by_ts(spark, turned)
+    for t in range(120):
+        for name in FEATURE_COLUMNS:
+            assert sideways[t][name] == pytest.approx(upright[t][name], rel=1e-9, abs=1e-12), (
+                t,
+                name,
+            )
+    # the ratio sees the sideways shaking, as horizontal
+    assert upright[60]["lateral_vibration_ratio"] > 3 * upright[10]["lateral_vibration_ratio"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,24 @@ def test_a_champion_is_retrained_only_when_old(ctx: Context) -> None:
     _judged(ctx, ["dumper", "excavator"])
     assert due_types(ctx, now + timedelta(hours=1)) == set()
     assert due_types(ctx, now + timedelta(hours=25)) == {"dumper", "excavator"}
+
+
+def test_a_champion_that_learnt_other_features_is_retrained_at_once(ctx: Context) -> None:
+    from etl.io.objectstore import open_store
+    from etl.train.features import FEATURES_VERSION
+
+    now = datetime.now(UTC)
+    with ctx.uow() as uow:
+        model = uow.models.add(NewModel("ticktest", "dumper", trained_at=now))
+        uow.models.set_champion(model.id)
+        uow.commit()
+    _judged(ctx, ["dumper", "excavator"])
+    store = open_store(ctx.config.output_url, ctx.config.storage.s3)
+    key = f"models/dumper/v{model.version}/training_data.json"
+    store.put(key, json.dumps({"features_version": FEATURES_VERSION}).encode())
+    assert due_types(ctx, now + timedelta(hours=1)) == set()
+    store.put(key, json.dumps({}).encode())  # from before features had versions
+    assert due_types(ctx, now + timedelta(hours=1)) == {"dumper"}
 
 
 def test_a_failing_step_is_reported_and_the_others_still_run(
