@@ -90,7 +90,8 @@ def score_variant(trained: Path, variant: Path, seed: int) -> dict[str, dict[str
     from etl.steps.preprocess import statevectors_url
     from etl.steps.train import read_labels
     from etl.train.model import (
-        HOLDOUT,
+        HELD_OUT,
+        SPLIT,
         Smoothing,
         evaluate,
         load_model,
@@ -124,7 +125,7 @@ def score_variant(trained: Path, variant: Path, seed: int) -> dict[str, dict[str
             every,
             seed,
         )
-        rows = with_label_index(sample.rows, machine_type).where(F.col(HOLDOUT))
+        rows = with_label_index(sample.rows, machine_type).where(F.col(SPLIT) == HELD_OUT)
         scored = score_seconds(model, rows, len(ACTIVITIES[machine_type]))
         results[machine_type] = evaluate(
             scored, machine_type, Smoothing.from_record(manifest["smoothing"])

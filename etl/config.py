@@ -227,6 +227,9 @@ class TrainingConfig(_Section):
     """How ``min_days`` is judged: the type's machine-days added up (``pooled``), or
     every configured asset of the type on its own (``every_asset``)."""
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    forward_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    """Keep every machine's latest share of the time out of training and judge the model
+    on it too (``forward_*`` metrics): is it right on days it did not learn from? 0: off."""
     retrain_every_h: Annotated[float, Field(gt=0)] = 168
     """``etl run`` retrains a type whose champion is older than this (a week)."""
     recheck_every_h: Annotated[float, Field(gt=0)] = 6

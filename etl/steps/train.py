@@ -311,14 +311,21 @@ def labelled_seconds(vectors: DataFrame, labels: DataFrame) -> dict[str, int]:
 def choose_split(
     ranges: DataFrame, machines: list[str], settings: TrainingConfig
 ) -> tuple[Split, float, float]:
-    """Whole machines held out (a lone machine: its last stretch), and the labels' time range."""
+    """Whole machines held out (a lone machine: its last stretch), and the labels' time range.
+
+    With ``training.forward_fraction`` every machine's latest share of the time is
+    kept out of training as well, to judge the model forward in time.
+    """
     from pyspark.sql import functions as F
 
     bounds = ranges.agg(F.min("first"), F.max("last")).first()
     data_from, data_to = float(bounds[0]), float(bounds[1] + 1)
     held = holdout_machines(machines, settings.holdout_fraction, settings.model.seed)
     if held:
-        return Split(holdout_machines=tuple(held)), data_from, data_to
+        forward = None
+        if settings.forward_fraction > 0:
+            forward = math.ceil(time_split(data_from, data_to, settings.forward_fraction))
+        return Split(holdout_machines=tuple(held), forward_after_ts=forward), data_from, data_to
     cut = math.ceil(time_split(data_from, data_to, settings.holdout_fraction))
     return Split(holdout_after_ts=cut), data_from, data_to
 
@@ -449,6 +456,7 @@ def train_type(
         "url": url,
         "macro_f1": metrics["macro_f1"],
         "macro_f1_unsmoothed": metrics["macro_f1_unsmoothed"],
+        "forward_macro_f1": metrics.get("forward_macro_f1"),
         "eval_seconds": evaluation["seconds"],
         "cycles": evaluation["cycles"],
         "per_class_f1": {a: evaluation["report"]["per_class"][a]["f1"] for a in classes},

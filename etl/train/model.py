@@ -31,8 +31,12 @@ if TYPE_CHECKING:
     from etl.state.domain import ModelVersion
 
 LABEL = "label"
-HOLDOUT = "holdout"
-"""Column of a training set: true for a held-out (evaluation) second."""
+SPLIT = "split"
+"""Column of a training set: which side a second is on (one of SIDES)."""
+TRAINING, HELD_OUT, FORWARD = "training", "held_out", "forward"
+SIDES = (TRAINING, HELD_OUT, FORWARD)
+"""Learnt from; judged on (held-out machines); judged forward in time (every machine's
+later days, when training keeps them out)."""
 DEFAULT_STAY = 0.98
 """Self-transition probability of a class the training data does not show."""
 STAY_RANGE = (0.5, 0.999)
@@ -345,30 +349,39 @@ def flat_metrics(evaluation: dict[str, Any], classes: list[str]) -> dict[str, fl
 
 @dataclass(frozen=True)
 class Fitted:
-    """A classifier fitted on a training set's training rows and judged on its held-out rows."""
+    """A classifier fitted on a training set's training rows and judged on the others."""
 
     model: PipelineModel
     test: DataFrame
     """The held-out rows (cached), on which a champion is judged too."""
     evaluation: dict[str, Any]
     metrics: dict[str, float]
+    """The held-out figures, and the forward ones prefixed ``forward_`` when there are any."""
+    forward: dict[str, Any] | None = None
+    """The evaluation on the forward rows, if the training set has some."""
 
 
 def fit_and_evaluate(
     rows: DataFrame, machine_type: str, params: ModelParams, smoothing: Smoothing
 ) -> Fitted:
-    """Fit on the rows that are not held out, smooth and evaluate on those that are.
+    """Fit on the training rows; smooth and evaluate on the held-out (and forward) rows.
 
     ``rows`` is a training set as :func:`etl.train.sample.read_training_data` reads
-    it back (features, ``activity``, ``holdout``): training and ``etl train
+    it back (features, ``activity``, ``split``): training and ``etl train
     --reproduce`` both go through here, from the same stored rows in the same
     order, so that a version's metrics can be had again.
     """
     from pyspark.sql import functions as F
 
     data = with_label_index(rows, machine_type).cache()
-    train, test = data.where(~F.col(HOLDOUT)), data.where(F.col(HOLDOUT))
+    train, test = data.where(F.col(SPLIT) == TRAINING), data.where(F.col(SPLIT) == HELD_OUT)
     model = fit(train, params)
     classes = list(ACTIVITIES[machine_type])
     evaluation = evaluate(score_seconds(model, test, len(classes)), machine_type, smoothing)
-    return Fitted(model, test, evaluation, flat_metrics(evaluation, classes))
+    metrics = flat_metrics(evaluation, classes)
+    forward = None
+    ahead = score_seconds(model, data.where(F.col(SPLIT) == FORWARD), len(classes))
+    if len(ahead):
+        forward = evaluate(ahead, machine_type, smoothing)
+        metrics |= {f"forward_{k}": v for k, v in flat_metrics(forward, classes).items()}
+    return Fitted(model, test, evaluation, metrics, forward)

@@ -36,7 +36,7 @@ from etl.config import SampleParams
 from etl.io.delta import utc_day
 from etl.state.domain import merge_intervals
 from etl.train.features import FEATURE_REACH_S, second_ranges, statevector_features
-from etl.train.model import HOLDOUT
+from etl.train.model import FORWARD, HELD_OUT, SPLIT, TRAINING
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -49,44 +49,74 @@ TRAINING_DATA_PARTITIONS = 8
 layout, so that a forest's per-partition bootstrap draws the same rows every time."""
 
 
+def _before(ranges: DataFrame, cut: int) -> DataFrame:
+    """The ranges' parts before second ``cut``."""
+    from pyspark.sql import functions as F
+
+    return ranges.where(F.col("first") < cut).withColumn(
+        "last", F.least(F.col("last"), F.lit(cut - 1))
+    )
+
+
+def _from(ranges: DataFrame, cut: int) -> DataFrame:
+    """The ranges' parts from second ``cut`` on."""
+    from pyspark.sql import functions as F
+
+    return ranges.where(F.col("last") >= cut).withColumn(
+        "first", F.greatest(F.col("first"), F.lit(cut))
+    )
+
+
 @dataclass(frozen=True)
 class Split:
-    """Which labelled seconds are held out: whole machines, or a lone machine's latest time."""
+    """Which labelled seconds are held out, and which judge the model forward in time.
+
+    Whole machines are held out (or a lone machine's latest time). With
+    ``forward_after_ts`` every machine's time from then on is kept out of training
+    too and judges the model on days it did not learn from; held-out machines are
+    then judged on the time before it.
+    """
 
     holdout_machines: tuple[str, ...] = ()
     holdout_after_ts: int | None = None
+    forward_after_ts: int | None = None
 
     def __post_init__(self) -> None:
         if bool(self.holdout_machines) == (self.holdout_after_ts is not None):
             raise ValueError("a split holds out machines or the time after a cut, one of them")
+        if self.forward_after_ts is not None and not self.holdout_machines:
+            raise ValueError("a lone machine's time split already judges forward in time")
 
     def record(self) -> dict[str, Any]:
         """For the manifest and MLflow's tags."""
         if self.holdout_machines:
-            return {"holdout_machines": list(self.holdout_machines)}
+            record: dict[str, Any] = {"holdout_machines": list(self.holdout_machines)}
+            if self.forward_after_ts is not None:
+                record["forward_after_ts"] = self.forward_after_ts
+            return record
         return {"holdout_after_ts": self.holdout_after_ts}
 
     def training_side(self, ranges: DataFrame) -> DataFrame:
         """The ranges (or their parts) the model may learn from."""
         from pyspark.sql import functions as F
 
-        if self.holdout_machines:
-            return ranges.where(~F.col("machine_uuid").isin(list(self.holdout_machines)))
-        cut = F.lit(self.holdout_after_ts)
-        return ranges.where(F.col("first") < cut).withColumn(
-            "last", F.least(F.col("last"), cut - 1)
-        )
+        if self.holdout_after_ts is not None:
+            return _before(ranges, self.holdout_after_ts)
+        mine = ranges.where(~F.col("machine_uuid").isin(list(self.holdout_machines)))
+        return mine if self.forward_after_ts is None else _before(mine, self.forward_after_ts)
 
     def held_out_side(self, ranges: DataFrame) -> DataFrame:
         """The ranges (or their parts) the model is judged on."""
         from pyspark.sql import functions as F
 
-        if self.holdout_machines:
-            return ranges.where(F.col("machine_uuid").isin(list(self.holdout_machines)))
-        cut = F.lit(self.holdout_after_ts)
-        return ranges.where(F.col("last") >= cut).withColumn(
-            "first", F.greatest(F.col("first"), cut)
-        )
+        if self.holdout_after_ts is not None:
+            return _from(ranges, self.holdout_after_ts)
+        held = ranges.where(F.col("machine_uuid").isin(list(self.holdout_machines)))
+        return held if self.forward_after_ts is None else _before(held, self.forward_after_ts)
+
+    def forward_side(self, ranges: DataFrame) -> DataFrame | None:
+        """Every machine's ranges from the forward cut on (None without one)."""
+        return None if self.forward_after_ts is None else _from(ranges, self.forward_after_ts)
 
 
 def _hash(seed: int, *columns: Column | str) -> Column:
@@ -235,11 +265,11 @@ def vectors_near(
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """The sampled rows (features, ``activity``, :data:`HOLDOUT`) and what was chosen."""
+    """The sampled rows (features, ``activity``, :data:`SPLIT`) and what was chosen."""
 
     rows: DataFrame
     chosen_seconds: dict[str, dict[str, int]]
-    """Per side (``training``, ``held_out``) and activity: labelled seconds chosen."""
+    """Per side (:data:`SIDES`) and activity: labelled seconds chosen."""
     feature_seconds: int
     """StateVector seconds the features were computed on (the chosen ones and their reach)."""
 
@@ -251,7 +281,7 @@ class TrainingSet:
 def training_set(
     vectors: DataFrame, labels: DataFrame, split: Split, limits: SampleParams, seed: int
 ) -> TrainingSet:
-    """The type's sampled training and held-out seconds with their features and labels.
+    """The type's sampled training, held-out and forward seconds with features and labels.
 
     ``vectors`` and ``labels`` are the type's machines' StateVectors and label
     intervals. The chosen ranges are collected (their number is bounded by the
@@ -260,28 +290,35 @@ def training_set(
     from pyspark.sql import functions as F
 
     ranges = second_ranges(labels)
-    train = training_ranges(split.training_side(ranges), limits, seed)
-    held = evaluation_ranges(split.held_out_side(ranges), limits, seed)
-    chosen = (
-        train.withColumn(HOLDOUT, F.lit(False))
-        .unionByName(held.withColumn(HOLDOUT, F.lit(True)))
-        .toPandas()
-    )
+    sides = {
+        TRAINING: training_ranges(split.training_side(ranges), limits, seed),
+        HELD_OUT: evaluation_ranges(split.held_out_side(ranges), limits, seed),
+    }
+    ahead = split.forward_side(ranges)
+    if ahead is not None:
+        sides[FORWARD] = evaluation_ranges(ahead, limits, seed)
+    union = None
+    for side, frame in sides.items():
+        marked = frame.withColumn(SPLIT, F.lit(side))
+        union = marked if union is None else union.unionByName(marked)
+    assert union is not None
+    chosen = union.toPandas()
     lengths = chosen["last"] - chosen["first"] + 1
-    sides = chosen[HOLDOUT].map({False: "training", True: "held_out"})
-    counts: dict[str, dict[str, int]] = {"training": {}, "held_out": {}}
-    for (side, activity), seconds in lengths.groupby([sides, chosen["activity"]]).sum().items():
+    counts: dict[str, dict[str, int]] = {side: {} for side in sides}
+    for (side, activity), seconds in (
+        lengths.groupby([chosen[SPLIT], chosen["activity"]]).sum().items()
+    ):
         counts[str(side)][str(activity)] = int(seconds)
     stretches = reach(chosen)
     spark = vectors.sparkSession
     seconds = spark.createDataFrame(
-        chosen[["machine_uuid", "activity", "first", "last", HOLDOUT]],
-        f"machine_uuid string, activity string, first long, last long, {HOLDOUT} boolean",
+        chosen[["machine_uuid", "activity", "first", "last", SPLIT]],
+        f"machine_uuid string, activity string, first long, last long, {SPLIT} string",
     ).select(
         "machine_uuid",
         F.explode(F.sequence("first", "last")).alias("ts"),
         "activity",
-        HOLDOUT,
+        SPLIT,
     )
     features = statevector_features(vectors_near(vectors, stretches))
     rows = features.join(seconds, ["machine_uuid", "ts"])
@@ -305,5 +342,5 @@ def read_training_data(spark: SparkSession, url: str) -> DataFrame:
     return (
         spark.read.parquet(url)
         .repartition(TRAINING_DATA_PARTITIONS, "machine_uuid", "ts")
-        .sortWithinPartitions("machine_uuid", "ts", "activity", HOLDOUT)
+        .sortWithinPartitions("machine_uuid", "ts", "activity", SPLIT)
     )

@@ -31,6 +31,7 @@ def train_settings(
     training = {
         "min_days": min_days,
         "data_rule": data_rule,
+        "forward_fraction": 0.25,
         "sample": {"max_rows_per_class": 1500, "max_segment_s": 60, "eval_seconds": 3 * 3600},
         "model": {"num_trees": 20, "max_depth": 8},
     }
@@ -51,6 +52,7 @@ def assert_the_sample_is_stored_and_logged(
     assert sample["url"] == f"{output_url}/models/dumper/v1/training_data"
     assert any(k.startswith("models/dumper/v1/training_data/") for k in keys)
     chosen = sample["chosen_seconds"]
+    assert set(chosen) == {"training", "held_out", "forward"}
     assert max(chosen["training"].values()) < 1500 + 60
     assert sum(chosen["held_out"].values()) <= 3 * 3600 + 21_600
     assert 0 < sample["rows"] <= sum(map(sum, (c.values() for c in chosen.values())))
@@ -166,6 +168,9 @@ def test_train_decides_registers_versions_and_promotes(
     manifest = json.loads(store.get("models/dumper/v1/training_data.json"))
     assert manifest["inputs"]["statevectors_version"] >= 0 and manifest["inputs"]["label_files"]
     assert manifest["split"]["holdout_machines"] in ([a.uuid] for a in config.assets)
+    # the last quarter of every machine's time judges the model forward in time
+    assert manifest["split"]["forward_after_ts"] > manifest["data_from"]
+    assert 0.0 < first["forward_macro_f1"] == manifest["metrics"]["forward_macro_f1"] <= 1.0
     assert manifest["data"]["rule"] == "pooled" and len(manifest["data"]["assets"]) == 2
     assert_the_sample_is_stored_and_logged(manifest, keys, config.output_url, run)
 

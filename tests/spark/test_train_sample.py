@@ -10,8 +10,8 @@ from pyspark.sql import DataFrame, SparkSession
 from etl.config import SampleParams
 from etl.io.delta import utc_day
 from etl.train.features import FEATURE_COLUMNS, FEATURE_REACH_S, statevector_features
+from etl.train.model import FORWARD, HELD_OUT, SPLIT, TRAINING
 from etl.train.sample import (
-    HOLDOUT,
     Split,
     evaluation_ranges,
     reach,
@@ -139,6 +139,29 @@ def test_held_out_time_is_whole_blocks_in_turns_up_to_the_budget(spark: SparkSes
     assert (blocks["last"] // 3600 == blocks["block"]).all()  # pieces never cross a block
 
 
+def test_a_forward_cut_keeps_every_machines_later_time_to_judge_on(spark: SparkSession) -> None:
+    cut = T0 + 4 * 3600
+    split = Split(holdout_machines=("m-c",), forward_after_ts=cut)
+    every = ranges(spark)
+    train = split.training_side(every).toPandas()
+    held = split.held_out_side(every).toPandas()
+    ahead = split.forward_side(every)
+    assert ahead is not None
+    forward = ahead.toPandas()
+    assert set(train["machine_uuid"]) == {"m-a", "m-b"} and train["last"].max() == cut - 1
+    assert set(held["machine_uuid"]) == {"m-c"} and held["last"].max() == cut - 1
+    assert set(forward["machine_uuid"]) == set(MACHINES) and forward["first"].min() == cut
+    assert split.record() == {"holdout_machines": ["m-c"], "forward_after_ts": cut}
+    limits = SampleParams(max_rows_per_class=2_000, eval_seconds=3600, eval_block_s=1800)
+    sample = training_set(telemetry(spark), labels(spark), split, limits, seed=1)
+    sides = sample.rows.groupBy(SPLIT).agg({"ts": "min"}).toPandas().set_index(SPLIT)
+    assert set(sides.index) == {TRAINING, HELD_OUT, FORWARD}
+    assert sides.loc[FORWARD].iloc[0] >= cut
+    assert set(sample.chosen_seconds) == {TRAINING, HELD_OUT, FORWARD}
+    with pytest.raises(ValueError, match="already judges forward"):
+        Split(holdout_after_ts=cut, forward_after_ts=cut)
+
+
 def test_a_time_split_holds_out_what_follows_the_cut(spark: SparkSession) -> None:
     cut = T0 + 3000
     split = Split(holdout_after_ts=cut)
@@ -200,8 +223,9 @@ def test_the_training_set_holds_sampled_training_and_held_out_seconds(spark: Spa
     vectors, label_frame = telemetry(spark), labels(spark)
     sample = training_set(vectors, label_frame, Split(holdout_machines=("m-c",)), limits, seed=1)
     rows = sample.rows.toPandas()
-    assert set(rows.columns) >= {"machine_uuid", "ts", "activity", HOLDOUT, *FEATURE_COLUMNS}
-    training, held = rows[~rows[HOLDOUT]], rows[rows[HOLDOUT]]
+    assert set(rows.columns) >= {"machine_uuid", "ts", "activity", SPLIT, *FEATURE_COLUMNS}
+    assert set(rows[SPLIT]) == {TRAINING, HELD_OUT}
+    training, held = rows[rows[SPLIT] == TRAINING], rows[rows[SPLIT] == HELD_OUT]
     assert set(held["machine_uuid"]) == {"m-c"} and "m-c" not in set(training["machine_uuid"])
     assert training.groupby("activity").size().max() < 2_000 + 60
     assert 0 < len(held) <= 3600 + 1800
