@@ -278,9 +278,9 @@ def labelled_seconds(vectors: DataFrame, labels: DataFrame) -> dict[str, int]:
     """Per machine: labelled seconds that have StateVectors, counted per machine-day.
 
     A machine-day counts the lesser of its labelled seconds and its StateVectors:
-    exact when the labels cover only seconds with data or all of them, and cheap at
-    any fleet size (row counts per partition and the label intervals; no per-second
-    join of the whole history).
+    exact when, that day, the labels lie within the seconds that have data (or the
+    data within the labelled seconds), and cheap at any fleet size (row counts per
+    partition and the label intervals; no per-second join of the whole history).
     """
     from pyspark.sql import functions as F
 
