@@ -27,6 +27,7 @@ training data (``models/{type}/v{N}/training_data/``) and what it is fitted on.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -209,15 +210,43 @@ def evaluation_ranges(ranges: DataFrame, limits: SampleParams, seed: int) -> Dat
         F.greatest(F.col("first"), block * size).alias("first"),
         F.least(F.col("last"), block * size + size - 1).alias("last"),
     )
-    # a block counts its labelled seconds, not its span
-    blocks = pieces.groupBy("machine_uuid", "_block").agg(F.sum(_length()).alias("_labelled"))
-    within = [_hash(seed, "machine_uuid", "_block")]
-    chosen = (
-        _in_turns(blocks, F.lit(0), within, F.col("_labelled"), seed)
-        .where(F.col("_before") < budget)
-        .select("machine_uuid", "_block")
+    # a block counts its labelled seconds, not its span; few enough to choose on the driver
+    blocks = (
+        pieces.groupBy("machine_uuid", "_block").agg(F.sum(_length()).alias("_labelled")).toPandas()
     )
+    picked = blocks_in_turns(blocks, budget, seed)
+    chosen = ranges.sparkSession.createDataFrame(picked, "machine_uuid string, _block long")
     return pieces.join(F.broadcast(chosen), ["machine_uuid", "_block"]).drop("_block")
+
+
+def blocks_in_turns(blocks: Any, budget: int, seed: int) -> list[tuple[str, int]]:
+    """Held-out blocks taken in turns from every machine until ``budget`` labelled seconds.
+
+    Args:
+        blocks: a pandas frame of ``machine_uuid``, ``_block`` and ``_labelled``.
+        budget: labelled seconds to reach (the last block taken may pass it).
+        seed: orders each machine's blocks and the machines (a hash, not a draw).
+    """
+
+    def key(*parts: object) -> str:
+        return hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()
+
+    queues: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for machine, block, labelled in blocks.itertuples(index=False):
+        queues[str(machine)].append((key(machine, block), int(block), int(labelled)))
+    order = sorted(queues, key=key)
+    turns = [sorted(queues[machine]) for machine in order]
+    picked: list[tuple[str, int]] = []
+    total = 0
+    for turn in range(max(map(len, turns), default=0)):
+        for machine, queue in zip(order, turns, strict=True):
+            if total >= budget:
+                return picked
+            if turn < len(queue):
+                _, block, labelled = queue[turn]
+                picked.append((machine, block))
+                total += labelled
+    return picked
 
 
 def reach(chosen: Any) -> dict[str, tuple[tuple[float, float], ...]]:

@@ -235,3 +235,20 @@ def test_the_training_set_holds_sampled_training_and_held_out_seconds(spark: Spa
     )
     assert 0.95 * chosen < len(rows) <= chosen
     assert sample.feature_seconds < 3 * 6 * 3600  # not the whole history
+
+
+def test_held_out_blocks_are_taken_in_turns_until_the_budget() -> None:
+    from etl.train.sample import blocks_in_turns
+
+    blocks = pd.DataFrame(
+        [("a", b, 100) for b in range(5)] + [("b", b, 100) for b in range(2)] + [("c", 0, 50)],
+        columns=["machine_uuid", "_block", "_labelled"],
+    )
+    picked = blocks_in_turns(blocks, budget=420, seed=3)
+    machines = [m for m, _ in picked]
+    # one block of each machine first, then the second turn, until 420 s were reached
+    assert sorted(machines[:3]) == ["a", "b", "c"]
+    assert len(picked) == 5 and sum(100 if m != "c" else 50 for m in machines) >= 420
+    assert picked == blocks_in_turns(blocks, budget=420, seed=3)  # a hash, not a draw
+    assert len(blocks_in_turns(blocks, budget=10_000, seed=3)) == len(blocks)
+    assert blocks_in_turns(blocks.iloc[:0], budget=10, seed=3) == []
