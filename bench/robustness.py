@@ -104,6 +104,7 @@ def score_variant(trained: Path, variant: Path, seed: int) -> dict[str, dict[str
 
     source = load_config(trained)
     ctx = bootstrap(load_config(variant))
+    ctx.spark.sparkContext.setLogLevel("ERROR")  # the table, not the JVM's warnings
     vectors = ctx.spark.read.format("delta").load(statevectors_url(ctx.config.output_url))
     labels = read_labels(ctx)
     assert labels is not None
