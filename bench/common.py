@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ETL = str(ROOT / ".venv" / "bin" / "etl")
@@ -26,3 +27,24 @@ def run_etl(argv: list[str], env: dict[str, str]) -> tuple[float, dict]:
         sys.stderr.write(done.stderr[-3000:])
         raise SystemExit(f"{' '.join(argv[3:])} failed with exit {done.returncode}")
     return time.monotonic() - started, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def embedded_pipeline(root: Path, name: str, assets: list[dict[str, str]], **sections: Any) -> dict:
+    """An embedded pipeline's config under ``root``: local files, SQLite, the listing catalog.
+
+    ``sections`` add to or replace the config's top-level sections.
+    """
+    return {
+        "pipeline": {"name": name},
+        "assets": assets,
+        "storage": {
+            "raw_url": f"file://{root}/raw",
+            "processed_url": f"file://{root}/processed",
+            "labels_url": f"file://{root}/labels",
+        },
+        "catalog": {"kind": "listing"},
+        "state": {"url": f"sqlite:///{root}/state.db"},
+        "simulate": {"workers": 2},
+        "spark": {"master": "local[2]"},
+        **sections,
+    }

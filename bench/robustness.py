@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import ETL, bench_env, run_etl
+from common import ETL, bench_env, embedded_pipeline, run_etl
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -61,20 +61,14 @@ def write_config(
 ) -> Path:
     """An embedded pipeline under ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = {
-        "pipeline": {"name": name, "start_date": START.date().isoformat()},
-        "assets": assets,
-        "storage": {
-            "raw_url": f"file://{folder}/raw",
-            "processed_url": f"file://{folder}/processed",
-            "labels_url": f"file://{folder}/labels",
-        },
-        "catalog": {"kind": "listing"},
-        "state": {"url": f"sqlite:///{folder}/state.db"},
-        "training": {"min_days": 0.1},
-        "simulate": {"workers": 2, **simulate},
-        "spark": {"master": "local[2]"},
-    }
+    config = embedded_pipeline(
+        folder,
+        name,
+        assets,
+        pipeline={"name": name, "start_date": START.date().isoformat()},
+        training={"min_days": 0.1},
+        simulate={"workers": 2, **simulate},
+    )
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import ETL, ROOT, bench_env, run_etl
+from common import ETL, ROOT, bench_env, embedded_pipeline, run_etl
 
 
 def fleet(machines: int) -> list[dict[str, str]]:
@@ -53,22 +53,11 @@ def write_config(
     from etl.config import load_config
 
     demo = load_config(ROOT / "conf" / "demo.yaml")
-    config = {
-        "pipeline": {"name": name},
-        "assets": assets,
-        "storage": {
-            "raw_url": f"file://{root}/raw",
-            "processed_url": f"file://{root}/processed",
-            "labels_url": f"file://{root}/labels",
-        },
-        "catalog": {"kind": "listing"},
-        "state": {"url": f"sqlite:///{root}/state.db"},
-        "mlflow": {"tracking_uri": demo.mlflow.tracking_uri},
-        # every type trains, whatever the size
-        "training": {"min_days": 0.1, **({"sample": sample} if sample is not None else {})},
-        "simulate": {"workers": 2},
-        "spark": {"master": "local[2]"},
-    }
+    # every type trains, whatever the size
+    training = {"min_days": 0.1, **({"sample": sample} if sample is not None else {})}
+    config = embedded_pipeline(
+        root, name, assets, mlflow={"tracking_uri": demo.mlflow.tracking_uri}, training=training
+    )
     path = root / f"{len(list(root.glob('*.yaml'))):02d}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

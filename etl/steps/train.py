@@ -46,6 +46,7 @@ from etl.train.model import (
     load_model,
     manifest_key,
     models_url,
+    read_manifest,
     save_model,
     score_seconds,
     segment_stats,
@@ -478,10 +479,9 @@ def reproduce(ctx: Context, machine_type: str, version: int) -> dict[str, Any]:
     """
     started = time.monotonic()
     store = open_store(ctx.config.output_url, ctx.config.storage.s3)
-    key = manifest_key(machine_type, version)
-    if not store.exists(key):
+    manifest = read_manifest(store, machine_type, version)
+    if manifest is None:
         raise ValueError(f"no {machine_type} model v{version} under {ctx.config.output_url}")
-    manifest = json.loads(store.get(key))
     if "training_data" not in manifest:
         raise ValueError(
             f"{machine_type} v{version} was trained before versions kept their training data"

@@ -11,7 +11,7 @@ import pytest
 
 from etl.bootstrap import Context, bootstrap
 from etl.config import parse_config
-from etl.state.domain import NewModel, RunStatus
+from etl.state.domain import ModelVersion, NewModel, RunStatus
 from etl.steps import tick
 from etl.steps.compact import compact_due
 from etl.steps.tick import TickFailedError, due_types, run_tick
@@ -48,6 +48,14 @@ def _judged(ctx: Context, types: list[str]) -> None:
         uow.commit()
 
 
+def _champion(ctx: Context, machine_type: str, trained_at: datetime) -> ModelVersion:
+    with ctx.uow() as uow:
+        model = uow.models.add(NewModel("ticktest", machine_type, trained_at=trained_at))
+        uow.models.set_champion(model.id)
+        uow.commit()
+    return model
+
+
 def test_a_type_never_judged_is_due_and_a_recent_judgement_waits(ctx: Context) -> None:
     now = datetime.now(UTC)
     assert due_types(ctx, now) == {"dumper", "excavator"}
@@ -58,10 +66,7 @@ def test_a_type_never_judged_is_due_and_a_recent_judgement_waits(ctx: Context) -
 
 def test_a_champion_is_retrained_only_when_old(ctx: Context) -> None:
     now = datetime.now(UTC)
-    with ctx.uow() as uow:
-        model = uow.models.add(NewModel("ticktest", "dumper", trained_at=now))
-        uow.models.set_champion(model.id)
-        uow.commit()
+    _champion(ctx, "dumper", now)
     _judged(ctx, ["dumper", "excavator"])
     assert due_types(ctx, now + timedelta(hours=1)) == set()
     assert due_types(ctx, now + timedelta(hours=25)) == {"dumper", "excavator"}
@@ -72,10 +77,7 @@ def test_a_champion_that_learnt_other_features_is_retrained_at_once(ctx: Context
     from etl.train.features import FEATURES_VERSION
 
     now = datetime.now(UTC)
-    with ctx.uow() as uow:
-        model = uow.models.add(NewModel("ticktest", "dumper", trained_at=now))
-        uow.models.set_champion(model.id)
-        uow.commit()
+    model = _champion(ctx, "dumper", now)
     _judged(ctx, ["dumper", "excavator"])
     store = open_store(ctx.config.output_url, ctx.config.storage.s3)
     key = f"models/dumper/v{model.version}/training_data.json"
