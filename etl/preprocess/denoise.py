@@ -27,6 +27,18 @@ EARTH_RADIUS_M = 6_371_008.8
 METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180.0
 """Metres per degree of latitude (and of longitude at the equator)."""
 
+STILL_PAIR_S = 1.5
+"""Two standing fixes at most this far apart make a pair whose speed difference is noise."""
+
+HALF_NORMAL_PAIR_MEDIAN = 0.5315
+"""Median of ``||a| - |b||`` for independent standard normal ``a`` and ``b``.
+
+GNSS speed is a magnitude: at a standstill a fix reports ``|sigma * a|``, and
+the median absolute difference of two such fixes is ``sigma`` times this
+(2e7 draws; +-0.0002). Differences, not the speeds themselves, so that a
+machine creeping steadily at low speed does not pass for noise.
+"""
+
 
 @dataclass(frozen=True)
 class DenoiseParams:
@@ -54,7 +66,17 @@ class DenoiseParams:
             (see :func:`adaptive_speed`); the ladder climbs geometrically to
             ``speed_window_s``, so the horizon is unchanged.
         speed_steps: Rungs of that ladder; 1 smooths with ``speed_window_s`` only.
-        speed_noise_mps: Assumed white noise of GNSS speed, m/s.
+        speed_noise_mps: White noise of GNSS speed assumed where the fixes
+            themselves cannot tell (no standstill nearby), m/s; elsewhere it
+            is measured (see :func:`speed_noise`).
+        noise_window_s: Half-width of the window over which a receiver's
+            speed noise is measured from the standstills in it.
+        noise_prior_fixes: How many measured pairs of fixes weigh as much
+            as ``speed_noise_mps``: with few standstills nearby the estimate
+            leans on the assumption, with many on the measurement.
+        still_heading_deg: Largest heading change between two fixes a
+            second apart that still counts as standing (a swinging
+            excavator's antenna circles: it moves with a steady track).
         speed_ici_gamma: Half-width of the confidence intervals of the
             window choice, in noise standard deviations: smaller keeps
             short manoeuvres sharper, larger smooths more.
@@ -71,6 +93,9 @@ class DenoiseParams:
     speed_steps: int = 4
     speed_noise_mps: float = 0.3
     speed_ici_gamma: float = 0.7
+    noise_window_s: float = 60.0
+    noise_prior_fixes: float = 3.0
+    still_heading_deg: float = 2.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -82,6 +107,9 @@ class DenoiseParams:
             "speed_min_window_s",
             "speed_noise_mps",
             "speed_ici_gamma",
+            "noise_window_s",
+            "noise_prior_fixes",
+            "still_heading_deg",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -100,9 +128,13 @@ class DenoiseParams:
         """How far in time a raw fix can influence a de-noised fix.
 
         The smoothers read kept fixes within their window; whether those were
-        kept depends on fixes within ``outlier_window_s`` of them.
+        kept depends on fixes within ``outlier_window_s`` of them. The speed
+        noise is measured over ``noise_window_s`` from pairs of fixes up to
+        :data:`STILL_PAIR_S` apart whose standstill is judged by the track's
+        slope over ``static_window_s``.
         """
-        widest = max(self.window_s, self.speed_window_s, self.static_window_s)
+        noise = self.noise_window_s + STILL_PAIR_S + self.static_window_s
+        widest = max(self.window_s, self.speed_window_s, self.static_window_s, noise)
         return widest + self.outlier_window_s
 
 
@@ -315,7 +347,7 @@ def local_fit(t: np.ndarray, values: np.ndarray, window_s: float, degree: int = 
 def _smooth_with_gain(
     t: np.ndarray, y: np.ndarray, window_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Local quadratic fit of one channel and its noise gain ``sqrt(sum k^2)``.
+    """Local quadratic fit of channels and the noise gain ``sqrt(sum k^2)`` of its kernel.
 
     The fitted value is ``sum k_j y_j`` over the window (the equivalent
     kernel ``k``, summing to one); white noise of standard deviation
@@ -340,12 +372,12 @@ def _smooth_with_gain(
     fitted = y.copy()
     square = value[0] * value[0]  # the fix itself: weight 1 at tau = 0
     for d, gap, weight in _pairs(t, window_s):
-        change = y[d:] - y[: n - d]
+        change = y[..., d:] - y[..., : n - d]
         ahead, behind = slice(0, n - d), slice(d, n)
         k_ahead = weight * (value[0, ahead] + gap * (value[1, ahead] + gap * value[2, ahead]))
         k_behind = weight * (value[0, behind] - gap * (value[1, behind] - gap * value[2, behind]))
-        fitted[ahead] += k_ahead * change
-        fitted[behind] -= k_behind * change
+        fitted[..., ahead] += k_ahead * change
+        fitted[..., behind] -= k_behind * change
         square[ahead] += k_ahead * k_ahead
         square[behind] += k_behind * k_behind
     return fitted, np.sqrt(square)
@@ -362,31 +394,52 @@ def speed_windows(params: DenoiseParams) -> tuple[float, ...]:
     return (*rungs, params.speed_window_s)
 
 
-def adaptive_speed(t: np.ndarray, speed: np.ndarray, params: DenoiseParams) -> np.ndarray:
+class SpeedFit(NamedTuple):
+    """GNSS speed smoothed by :func:`adaptive_speed`, with its square smoothed alike.
+
+    Attributes:
+        speed: Mean speed per fix over the chosen window.
+        square: Mean squared speed over the same window: what removes the
+            folding bias near zero (see :func:`unfold_speed`).
+    """
+
+    speed: np.ndarray
+    square: np.ndarray
+
+
+def adaptive_speed(
+    t: np.ndarray, speed: np.ndarray, params: DenoiseParams, noise: np.ndarray | float | None = None
+) -> SpeedFit:
     """GNSS speed smoothed with a per-fix window chosen by intersecting confidence intervals.
 
     Fits of growing width (see :func:`speed_windows`) each give an interval
-    ``fit +- speed_ici_gamma * speed_noise_mps * gain``. The widest fit whose
+    ``fit +- speed_ici_gamma * noise * gain``. The widest fit whose
     interval still meets those of all narrower fits is kept (the ICI rule):
     where speed is steady the widest window averages the most noise away,
     where a swing or a shuttle bends it the wide fits leave the narrow
     ones' intervals and a narrow window keeps the manoeuvre. Every fit reads
     fixes within ``speed_window_s`` only, so the choice is as local as
-    the fits.
+    the fits. ``noise`` is the speed noise per fix (default: the assumed
+    ``speed_noise_mps``). The squared speed is fitted with the window the
+    speed chose, so a short stop keeps its sharpness in both.
     """
+    sigma = params.speed_noise_mps if noise is None else noise
+    channels = np.vstack([speed, speed * speed])
     chosen = lower = upper = None
     alive = np.ones(t.size, dtype=bool)
     for window_s in speed_windows(params):
-        fitted, gain = _smooth_with_gain(t, speed, window_s)
-        spread = params.speed_ici_gamma * params.speed_noise_mps * gain
+        fitted, gain = _smooth_with_gain(t, channels, window_s)
+        spread = params.speed_ici_gamma * sigma * gain
         if chosen is None:
-            chosen, lower, upper = fitted, fitted - spread, fitted + spread
+            chosen, lower, upper = fitted, fitted[0] - spread, fitted[0] + spread
             continue
-        lower = np.maximum(lower, fitted - spread)
-        upper = np.minimum(upper, fitted + spread)
+        lower = np.maximum(lower, fitted[0] - spread)
+        upper = np.minimum(upper, fitted[0] + spread)
         alive &= lower <= upper
         chosen = np.where(alive, fitted, chosen)
-    return chosen if chosen is not None else speed.copy()
+    if chosen is None:
+        chosen = channels
+    return SpeedFit(chosen[0], chosen[1])
 
 
 # Speed, heading and the whole chain ----------------------------------------
@@ -399,32 +452,225 @@ def track_speed(fit: LocalFit, lat: np.ndarray) -> np.ndarray:
     return np.hypot(east, north)
 
 
-def hold_standstill(
-    gnss_speed: np.ndarray, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, params: DenoiseParams
-) -> np.ndarray:
-    """Speed that does not float above zero while the machine stands still.
+def _circular_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Absolute difference of two headings in degrees, in [0, 180]."""
+    gap = np.abs(np.mod(a - b, 360.0))
+    return np.minimum(gap, 360.0 - gap)
 
-    GNSS speed is a magnitude, so at a standstill its noise is folded onto
-    the positive side and no amount of averaging removes it (white noise of
-    0.3 m/s leaves about 0.24 m/s). Where the smoothed GNSS speed and the
-    slope of a straight line fitted to the track over ``static_window_s``
-    both stay below ``static_speed_mps``, the track slope is the speed
-    instead (or the GNSS speed where that is lower still): it averages out
-    to zero at rest. On clean data both agree, so the choice changes nothing.
+
+def steady_pairs(t: np.ndarray, heading: np.ndarray, params: DenoiseParams) -> np.ndarray:
+    """Whether each fix and the next lie at most :data:`STILL_PAIR_S` apart, heading steady."""
+    close = np.diff(t) <= STILL_PAIR_S
+    return close & (_circular_gap(heading[1:], heading[:-1]) <= params.still_heading_deg)
+
+
+def turning(t: np.ndarray, heading: np.ndarray, params: DenoiseParams) -> np.ndarray:
+    """Fixes whose heading turns by more than ``still_heading_deg`` to a neighbour a second away.
+
+    A standing machine's receiver reports its body's heading, which holds
+    still; a turning one moves its antenna (an excavator's circles as it
+    swings) even where its track barely moves.
+    """
+    turns = np.diff(t) <= STILL_PAIR_S
+    turns &= _circular_gap(heading[1:], heading[:-1]) > params.still_heading_deg
+    return np.r_[turns, False] | np.r_[False, turns]
+
+
+def speed_noise(
+    t: np.ndarray,
+    speed: np.ndarray,
+    heading: np.ndarray,
+    from_track: np.ndarray,
+    params: DenoiseParams,
+) -> np.ndarray:
+    """The receiver's GNSS speed noise (standard deviation, m/s) around each fix, measured.
+
+    Receivers differ, and so does one receiver from site to site: a speed
+    noise assumed once is wrong by a factor of three on a poor receiver,
+    and then a standstill reads as a crawl. It is measured instead from
+    pairs of consecutive fixes (at most :data:`STILL_PAIR_S` apart) that
+    both stand: the track's straight-line slope below ``static_speed_mps``
+    and the heading steady within ``still_heading_deg`` (an excavator's
+    antenna circles as it swings, with a steady track but a turning
+    heading). Standing, each fix reports ``|sigma * a|``, and a pair's
+    absolute speed difference divided by :data:`HALF_NORMAL_PAIR_MEDIAN`
+    has median ``sigma``. Moving faster than :data:`MOVING_SPEED_MPS`, the
+    second difference of three consecutive speeds divided by
+    :data:`NORMAL_TRIPLE_MEDIAN` has it too. The median of both kinds
+    within ``noise_window_s`` estimates ``sigma``, robust to a few pairs
+    that move after all and to sharp manoeuvres. Where few stand or move
+    steadily nearby, the estimate
+    is pulled towards ``speed_noise_mps`` (weighted as ``noise_prior_fixes``
+    pairs). Noise-free fixes measure zero noise, so clean data stay unbent.
+
+    Returns:
+        Noise per fix, m/s, never negative.
+    """
+    n = t.size
+    prior = np.full(n, params.speed_noise_mps)
+    if n < 2:
+        return prior
+    standing = from_track < params.static_speed_mps
+    pair = standing[1:] & standing[:-1] & steady_pairs(t, heading, params)
+    at = t[1:][pair]  # a pair belongs to its later fix
+    first = np.searchsorted(at, t - params.noise_window_s, side="left")
+    last = np.searchsorted(at, t + params.noise_window_s, side="right")
+    scaled = np.abs(np.diff(speed))[pair] / HALF_NORMAL_PAIR_MEDIAN
+    standing_noise, standing_count = _window_median(scaled, first, last)
+    moving_noise, moving_count = _moving_noise(t, speed, params)
+    # Standing pairs measure the noise where it matters most (folding is exact at
+    # rest); moving triples stand in where few pairs stand nearby.
+    enough = standing_count >= MIN_STANDING_PAIRS
+    count = np.where(enough, standing_count, standing_count + moving_count)
+    total = np.nan_to_num(standing_noise) * standing_count
+    total += np.where(enough, 0.0, np.nan_to_num(moving_noise) * moving_count)
+    weight = params.noise_prior_fixes
+    return (total + weight * prior) / (count + weight)
+
+
+def _moving_noise(
+    t: np.ndarray, speed: np.ndarray, params: DenoiseParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Speed noise measured from the second differences of fixes that move steadily.
+
+    Three consecutive fixes a second apart, the middle one's smoothed speed
+    (a local fit, not the noisy speeds themselves, so that the choice does
+    not favour small noise) at least :data:`MOVING_SPEED_MPS`.
+
+    Returns:
+        ``(noise, count)`` per fix over ``noise_window_s``; NaN where none count.
+    """
+    if t.size < 3:
+        return np.full(t.size, np.nan), np.zeros(t.size, dtype=np.int64)
+    smooth, _ = _smooth_with_gain(t, speed, params.speed_window_s)
+    moving = (
+        (np.diff(t[1:]) <= STILL_PAIR_S)
+        & (np.diff(t[:-1]) <= STILL_PAIR_S)
+        & (smooth[1:-1] >= MOVING_SPEED_MPS)
+    )
+    at = t[1:-1][moving]
+    scaled = np.abs(np.diff(speed, n=2))[moving] / NORMAL_TRIPLE_MEDIAN
+    first = np.searchsorted(at, t - params.noise_window_s, side="left")
+    last = np.searchsorted(at, t + params.noise_window_s, side="right")
+    return _window_median(scaled, first, last)
+
+
+MIN_STANDING_PAIRS = 10
+"""Standing pairs within ``noise_window_s`` enough to measure the noise from them alone."""
+
+MOVING_SPEED_MPS = 2.0
+"""Three consecutive fixes at least this fast move: their speed's second difference is noise.
+
+Folded noise then barely matters (below 1.5 % of fixes at 0.9 m/s of noise), and a
+machine's speed bends little within two seconds.
+"""
+
+NORMAL_TRIPLE_MEDIAN = 0.6744897501960817 * math.sqrt(6.0)
+"""Median of ``|a - 2b + c|`` for independent standard normal ``a``, ``b``, ``c``."""
+
+_MEDIAN_ROWS = 4096
+"""Fixes whose windows are gathered at once: bounds the memory of :func:`_window_median`."""
+
+
+def _window_median(
+    values: np.ndarray, first: np.ndarray, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median and count of ``values[first[i]:last[i]]`` for each ``i``.
+
+    Each window's median depends on its own values only (sorted, not summed),
+    so it is the same whatever else the input holds.
+
+    Returns:
+        ``(median, count)`` per window; the median is NaN where the window is empty.
+    """
+    n = first.size
+    median = np.full(n, np.nan)
+    count = last - first
+    width = int(count.max(initial=0))
+    if width == 0:
+        return median, count
+    offsets = np.arange(width)
+    for lo in range(0, n, _MEDIAN_ROWS):
+        hi = min(lo + _MEDIAN_ROWS, n)
+        index = first[lo:hi, None] + offsets
+        inside = index < last[lo:hi, None]
+        window = np.where(inside, values[np.minimum(index, values.size - 1)], np.nan)
+        some = count[lo:hi] > 0
+        median[lo:hi][some] = np.nanmedian(window[some], axis=1)
+    return median, count
+
+
+FOLDED_BIAS = math.sqrt(2.0 / math.pi)
+"""``E|sigma a| / sigma``: how far above zero folded noise holds a standing machine's mean speed."""
+
+UNFOLD_BELOW_NOISE = 3.0
+"""Speeds within this many noise deviations of zero have their folding bias taken off.
+
+Above it ``E|v + sigma a|`` differs from ``v`` by less than 0.002 ``sigma``:
+the adaptive smoother's value stands.
+"""
+
+
+def unfold_speed(fit: SpeedFit, noise: np.ndarray) -> np.ndarray:
+    """GNSS speed near zero with the bias of its folded noise removed.
+
+    A reported speed ``|v + sigma a|`` averages above ``v`` (at rest, to
+    0.8 ``sigma``), but its square averages to exactly ``v^2 + sigma^2``. Where
+    the smoothed speed lies within :data:`UNFOLD_BELOW_NOISE` deviations of
+    zero, the speed is therefore ``sqrt(max(mean(speed^2) - sigma^2, 0))``,
+    both means over the window :func:`adaptive_speed` chose, and kept between
+    the mean speed less its largest folding bias and the mean speed itself.
 
     Args:
-        gnss_speed: Smoothed GNSS speed of the fixes.
-        t: Fix times.
-        lat: Latitudes of the fixes.
-        lon: Longitudes of the fixes.
-        params: Window and threshold.
+        fit: Smoothed speed and squared speed (:func:`adaptive_speed`).
+        noise: Speed noise per fix (:func:`speed_noise`).
 
     Returns:
         Speed per fix, m/s, never negative.
     """
-    wide = local_fit(t, np.vstack([lat, lon]), params.static_window_s, degree=1)
-    from_track = track_speed(wide, lat)
-    still = (from_track < params.static_speed_mps) & (gnss_speed < params.static_speed_mps)
+    speed = np.maximum(fit.speed, 0.0)
+    unfolded = np.sqrt(np.maximum(fit.square - noise * noise, 0.0))
+    # Folding raises the mean speed by at most FOLDED_BIAS * sigma (at rest) and
+    # never lowers it: bounds that hold where a short window's fits of a sharp
+    # turn-around bend the square below the speed's own square.
+    unfolded = np.clip(unfolded, np.maximum(speed - FOLDED_BIAS * noise, 0.0), speed)
+    return np.where(speed < UNFOLD_BELOW_NOISE * noise, unfolded, speed)
+
+
+def hold_standstill(
+    gnss_speed: np.ndarray,
+    from_track: np.ndarray,
+    *,
+    steady_square: np.ndarray,
+    noise: np.ndarray,
+    turns: np.ndarray,
+    params: DenoiseParams,
+) -> np.ndarray:
+    """Speed that does not float above zero while the machine stands still.
+
+    A standstill is where, over ``static_window_s``, both the slope of a
+    straight line fitted to the track (:func:`straight_track_speed`) and
+    the GNSS speed unfolded from its mean square (``steady_square``, see
+    :func:`unfold_speed`) stay below ``static_speed_mps``; the wide window
+    keeps a noisy receiver's standstill from flickering into motion. There
+    the lower of the track slope and the unfolded GNSS speed is the speed:
+    the track averages out to zero at rest, and the unfolded GNSS speed
+    often reaches it. On clean data both agree, so the choice changes nothing.
+
+    Args:
+        gnss_speed: Unfolded GNSS speed over the adaptive window.
+        from_track: The track's straight-line slope, m/s.
+        steady_square: Mean squared GNSS speed over ``static_window_s``.
+        noise: Speed noise per fix (:func:`speed_noise`).
+        turns: Fixes whose heading turns (:func:`turning`): never standing.
+        params: The threshold.
+
+    Returns:
+        Speed per fix, m/s, never negative.
+    """
+    steady = np.sqrt(np.maximum(steady_square - noise * noise, 0.0))
+    slow = np.minimum(steady, gnss_speed) < params.static_speed_mps
+    still = (from_track < params.static_speed_mps) & slow & ~turns
     return np.maximum(np.where(still, np.minimum(from_track, gnss_speed), gnss_speed), 0.0)
 
 
@@ -444,8 +690,10 @@ def denoise_fixes(fixes: np.ndarray, params: DenoiseParams) -> tuple[np.ndarray,
     """Reject multipath jumps, then smooth what is left.
 
     Position, altitude and speed are smoothed by a local quadratic fit,
-    heading as a unit vector (so 350 and 10 degrees average to 0, not 180),
-    and speed is held near zero at standstills.
+    heading as a unit vector (so 350 and 10 degrees average to 0, not 180).
+    Speed is smoothed with a window chosen against the receiver's measured
+    noise, freed of the bias that folding puts on its noise near zero, and
+    held near zero at standstills.
 
     Args:
         fixes: ``(6, n)`` rows ``timestamp, latitude, longitude, altitude,
@@ -459,15 +707,25 @@ def denoise_fixes(fixes: np.ndarray, params: DenoiseParams) -> tuple[np.ndarray,
     t, lat, lon, alt, speed, heading = fixes
     outliers = find_outliers(t, lat, lon, params)
     keep = ~outliers
-    t, lat, lon = t[keep], lat[keep], lon[keep]
-    north, east = heading_components(heading[keep])
+    t, lat, lon, speed, heading = t[keep], lat[keep], lon[keep], speed[keep], heading[keep]
+    north, east = heading_components(heading)
     track = local_fit(t, np.vstack([lat, lon, alt[keep], north, east]), params.window_s).values
-    gnss_speed = adaptive_speed(t, speed[keep], params)
+    wide = local_fit(t, np.vstack([lat, lon, speed * speed]), params.static_window_s, degree=1)
+    from_track = track_speed(wide, lat)
+    noise = speed_noise(t, speed, heading, from_track, params)
+    gnss_speed = unfold_speed(adaptive_speed(t, speed, params, noise), noise)
     smoothed = np.vstack(
         [
             t,
             track[:3],
-            hold_standstill(gnss_speed, t, lat, lon, params)[None, :],
+            hold_standstill(
+                gnss_speed,
+                from_track,
+                steady_square=wide.values[2],
+                noise=noise,
+                turns=turning(t, heading, params),
+                params=params,
+            )[None, :],
             wrap_degrees(np.degrees(np.arctan2(track[4], track[3])))[None, :],
         ]
     )
