@@ -7,9 +7,11 @@ simulated as variants, each into its own embedded pipeline (raw files, labels,
 StateVectors) and preprocessed by ``etl``:
 
 - ``forward``: nothing changed, later in time;
-- ``gnss x2`` and ``gnss x3``: GNSS position and speed noise doubled and tripled
-  (``simulate.gps_noise_m`` 2 m -> 4 m, 6 m; ``simulate.speed_noise`` 0.3 -> 0.6,
-  0.9 m/s);
+- ``gnss x2``, ``gnss x3`` and ``gnss x4``: GNSS position and speed noise doubled,
+  tripled and quadrupled (``simulate.gps_noise_m`` 2 m -> 4, 6, 8 m;
+  ``simulate.speed_noise`` 0.3 -> 0.6, 0.9, 1.2 m/s). Training's noise augmentation
+  (``training.augment``, default 2-6 m and 0.3-0.9 m/s) spans x1 to x3; x4 lies
+  beyond it;
 - ``any mount``: every logger mounted in another orientation (``simulate.mounting:
   any``; the training fleet's sit upright);
 - ``other site``: the same machines in another pit (``simulate.site_seed: 1``: other
@@ -42,6 +44,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "forward": {},
     "gnss x2": {"gps_noise_m": 4.0, "speed_noise": 0.6},
     "gnss x3": {"gps_noise_m": 6.0, "speed_noise": 0.9},
+    "gnss x4": {"gps_noise_m": 8.0, "speed_noise": 1.2},
     "any mount": {"mounting": "any"},
     "other site": {"site_seed": 1},
 }

@@ -219,6 +219,29 @@ class SampleParams(_Section):
     eval_block_s: Annotated[int, Field(ge=60)] = 21_600
 
 
+class AugmentParams(_Section):
+    """Noise augmentation: the training seconds again, as noisier GNSS receivers give them.
+
+    Each of ``copies`` noisy copies of the training side draws, per stretch of
+    StateVectors, a level between the ranges' ends (position noise per axis in
+    metres, speed noise in m/s, the same share of each range) and runs the
+    preprocessing's de-noising on it (:mod:`etl.train.augment`). Held-out and
+    forward seconds are never augmented. 0 copies: off.
+    """
+
+    copies: Annotated[int, Field(ge=0, le=4)] = 1
+    gps_noise_m: tuple[float, float] = (2.0, 6.0)
+    speed_noise_mps: tuple[float, float] = (0.3, 0.9)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AugmentParams:
+        for name in ("gps_noise_m", "speed_noise_mps"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high:
+                raise ValueError(f"{name} must be [low, high] with 0 <= low <= high")
+        return self
+
+
 class TrainingConfig(_Section):
     """When and how models are trained."""
 
@@ -235,6 +258,7 @@ class TrainingConfig(_Section):
     recheck_every_h: Annotated[float, Field(gt=0)] = 6
     """``etl run`` re-judges a type without a champion at most this often (it reads the history)."""
     sample: SampleParams = SampleParams()
+    augment: AugmentParams = AugmentParams()
     model: ModelParams = ModelParams()
 
 

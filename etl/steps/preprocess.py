@@ -285,7 +285,7 @@ def recompute_statevectors(
         limits=_limits(ctx),
         now_s=now_s,
         max_gap_s=ctx.config.preprocess.max_gap_s,
-        params=_denoise_params(ctx),
+        params=denoise_params(ctx),
         context_s=_context_s(ctx),
         report=report,
         location=storage.raw_url,
@@ -407,14 +407,15 @@ def _limits(ctx: Context) -> ValidationLimits:
     )
 
 
-def _denoise_params(ctx: Context) -> DenoiseParams:
+def denoise_params(ctx: Context) -> DenoiseParams:
+    """The de-noising preprocessing runs with (training's noisy copies run it too)."""
     settings = ctx.config.preprocess
     return DenoiseParams(max_jump_m=settings.max_jump_m)
 
 
 def _context_s(ctx: Context) -> float:
     """How far from a second its samples may lie, at the configured parameters."""
-    return context_seconds(ctx.config.preprocess.max_gap_s, _denoise_params(ctx))
+    return context_seconds(ctx.config.preprocess.max_gap_s, denoise_params(ctx))
 
 
 def announced_range(batch: Batch) -> tuple[float, float] | None:

@@ -35,7 +35,7 @@ from etl.io.delta import latest_commit, table_exists
 from etl.io.objectstore import open_store
 from etl.state.domain import NewModel
 from etl.steps import recorded_run
-from etl.steps.preprocess import statevectors_url
+from etl.steps.preprocess import denoise_params, statevectors_url
 from etl.train.features import FEATURES_VERSION, second_ranges
 from etl.train.metrics import plot_confusion
 from etl.train.model import (
@@ -365,7 +365,15 @@ def train_type(
             (m.version for m in uow.models.for_pipeline(pipeline, machine_type)), default=0
         )
     url = models_url(ctx.config.output_url, machine_type, version)
-    sample = training_set(vectors, labels, split, settings.sample, params.seed)
+    sample = training_set(
+        vectors,
+        labels,
+        split,
+        settings.sample,
+        params.seed,
+        augment=settings.augment,
+        denoise=denoise_params(ctx),
+    )
     stored = training_data_url(url)
     stored_rows = write_training_data(sample.rows, stored)
     sampled_s = round(time.monotonic() - started, 1)
@@ -378,6 +386,7 @@ def train_type(
         "url": stored,
         "rows": stored_rows,
         "limits": settings.sample.model_dump(),
+        "augment": settings.augment.model_dump(),
         **sample.record(),
     }
     manifest = {

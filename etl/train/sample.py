@@ -33,9 +33,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from etl.config import SampleParams
+from etl.config import AugmentParams, SampleParams
 from etl.io.delta import utc_day
+from etl.preprocess.denoise import DenoiseParams
 from etl.state.domain import merge_intervals
+from etl.train.augment import COPY_MARK, noisy_vectors
 from etl.train.features import FEATURE_REACH_S, second_ranges, statevector_features
 from etl.train.model import FORWARD, HELD_OUT, SPLIT, TRAINING
 
@@ -308,13 +310,22 @@ class TrainingSet:
 
 
 def training_set(
-    vectors: DataFrame, labels: DataFrame, split: Split, limits: SampleParams, seed: int
+    vectors: DataFrame,
+    labels: DataFrame,
+    split: Split,
+    limits: SampleParams,
+    seed: int,
+    *,
+    augment: AugmentParams | None = None,
+    denoise: DenoiseParams | None = None,
 ) -> TrainingSet:
     """The type's sampled training, held-out and forward seconds with features and labels.
 
     ``vectors`` and ``labels`` are the type's machines' StateVectors and label
     intervals. The chosen ranges are collected (their number is bounded by the
     limits) to find the stretches to read; a second labelled twice gives two rows.
+    With ``augment``, the training seconds come again from noisy copies of their
+    StateVectors (:mod:`etl.train.augment`), each under its copy's machine id.
     """
     from pyspark.sql import functions as F
 
@@ -352,7 +363,49 @@ def training_set(
     features = statevector_features(vectors_near(vectors, stretches))
     rows = features.join(seconds, ["machine_uuid", "ts"])
     span = sum(int(last - first + 1) for spans in stretches.values() for first, last in spans)
+    if augment is not None and augment.copies > 0:
+        noisy, noisy_span = _noisy_rows(
+            vectors,
+            chosen,
+            seconds,
+            augment=augment,
+            denoise=denoise or DenoiseParams(),
+            seed=seed,
+        )
+        if noisy is not None:
+            rows, span = rows.unionByName(noisy), span + noisy_span
     return TrainingSet(rows, counts, span)
+
+
+def _noisy_rows(
+    vectors: DataFrame,
+    chosen: Any,
+    seconds: DataFrame,
+    *,
+    augment: AugmentParams,
+    denoise: DenoiseParams,
+    seed: int,
+) -> tuple[DataFrame | None, int]:
+    """Training rows from noisy copies of the StateVectors the training seconds need."""
+    from pyspark.sql import functions as F
+
+    training = chosen[chosen[SPLIT] == TRAINING]
+    if training.empty:
+        return None, 0
+    stretches = reach(training)
+    copies = vectors.sparkSession.range(1, augment.copies + 1).select(
+        F.col("id").cast("int").alias("_copy")
+    )
+    noisy_seconds = (
+        seconds.where(F.col(SPLIT) == TRAINING)
+        .crossJoin(copies)
+        .withColumn("machine_uuid", F.concat("machine_uuid", F.lit(COPY_MARK), "_copy"))
+        .drop("_copy")
+    )
+    noisy = noisy_vectors(vectors_near(vectors, stretches), augment, denoise, seed)
+    rows = statevector_features(noisy).join(noisy_seconds, ["machine_uuid", "ts"])
+    span = sum(int(last - first + 1) for spans in stretches.values() for first, last in spans)
+    return rows, span * augment.copies
 
 
 def training_data_url(version_url: str) -> str:
