@@ -498,10 +498,11 @@ def speed_noise(
     second difference of three consecutive speeds divided by
     :data:`NORMAL_TRIPLE_MEDIAN` has it too. The median of both kinds
     within ``noise_window_s`` estimates ``sigma``, robust to a few pairs
-    that move after all and to sharp manoeuvres. Where few stand or move
-    steadily nearby, the estimate
-    is pulled towards ``speed_noise_mps`` (weighted as ``noise_prior_fixes``
-    pairs). Noise-free fixes measure zero noise, so clean data stay unbent.
+    that move after all and to sharp manoeuvres; the triples count only
+    where fewer than :data:`MIN_STANDING_PAIRS` pairs stand nearby. The
+    estimate is pulled towards ``speed_noise_mps`` (weighted as
+    ``noise_prior_fixes`` pairs). Noise-free fixes measure zero noise, so
+    clean data stay unbent.
 
     Returns:
         Noise per fix, m/s, never negative.
@@ -648,10 +649,11 @@ def hold_standstill(
 ) -> np.ndarray:
     """Speed that does not float above zero while the machine stands still.
 
-    A standstill is where, over ``static_window_s``, both the slope of a
-    straight line fitted to the track (:func:`straight_track_speed`) and
-    the GNSS speed unfolded from its mean square (``steady_square``, see
-    :func:`unfold_speed`) stay below ``static_speed_mps``; the wide window
+    A standstill is where the slope of a straight line fitted to the track
+    over ``static_window_s`` stays below ``static_speed_mps``, so does the
+    GNSS speed unfolded from its mean square (over that window,
+    ``steady_square``, or over the adaptive one, ``gnss_speed``; see
+    :func:`unfold_speed`), and the heading does not turn. The wide window
     keeps a noisy receiver's standstill from flickering into motion. There
     the lower of the track slope and the unfolded GNSS speed is the speed:
     the track averages out to zero at rest, and the unfolded GNSS speed

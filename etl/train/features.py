@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyspark.sql import Column, Window
+from pyspark.sql import Column, Window, WindowSpec
 from pyspark.sql import functions as F
 
 if TYPE_CHECKING:
@@ -90,14 +90,14 @@ ROTATION_HORIZONS: tuple[int, ...] = (2, 5)
 CONTEXT_HORIZONS: tuple[int, ...] = (15, 60)
 """Lengths of the one-sided windows before and after a second (what came, what follows)."""
 
-_ROTATION_FEATURES: tuple[str, ...] = ("rotation_mean",)
+_ROTATION_FEATURES: tuple[str, ...] = ("rotation_mean", "horizontal_acc_mean")
 _CONTEXT_FEATURES: tuple[str, ...] = (
     "vibration_max_before",
     "vibration_max_after",
     "speed_mean_before",
     "speed_mean_after",
 )
-_EXTRA_FEATURES: tuple[str, ...] = ("rotation_rate", "heading_offset_60")
+_EXTRA_FEATURES: tuple[str, ...] = ("rotation_rate", "heading_offset_60", "horizontal_acc")
 
 _ACC_COLUMNS: tuple[str, ...] = (
     "acc_x_mean",
@@ -133,7 +133,7 @@ FEATURE_COLUMNS: tuple[str, ...] = feature_columns(DEFAULT_HORIZONS)
 HEADING_OFFSET_HORIZON_S = 60
 """Half-width of the window ``heading_offset_60`` compares the heading with."""
 
-FEATURE_REACH_S: int = (
+FEATURE_REACH_S: int = max(
     max(
         *DEFAULT_HORIZONS,
         *ROTATION_HORIZONS,
@@ -143,7 +143,9 @@ FEATURE_REACH_S: int = (
         GRAVITY_HORIZON_S,
         RUN_HORIZON_S,
     )
-    + 1
+    + 1,
+    # horizontal_acc_mean_h: a mean over h of values that read gravity over its horizon
+    GRAVITY_HORIZON_S + max(ROTATION_HORIZONS),
 )
 """How far from a second its features look, in seconds: the widest window plus the
 previous/next second that per-row values (jerk, heading rate, run starts) compare with.
@@ -160,6 +162,35 @@ def _circular_difference(current: Column, previous: Column) -> Column:
     """
     diff = F.pmod(current - previous, F.lit(360.0))
     return F.least(diff, F.lit(360.0) - diff)
+
+
+def _against_gravity(by_time: WindowSpec) -> tuple[Column, Column]:
+    """Vertical vibration variance and horizontal mean acceleration, however the logger sits.
+
+    Gravity's direction in the logger's frame is the mean acceleration over
+    :data:`GRAVITY_HORIZON_S` each way. The vertical variance is
+    ``sum(g_i^2 std_i^2) / |g|^2`` (axes assumed uncorrelated); the horizontal
+    mean acceleration ``|a x g| / |g|`` is a swing's centripetal and tangential
+    pull, a start or a stop (the cross product, not ``|a|^2 - (a.g)^2 / |g|^2``,
+    which loses the small horizontal part to cancellation against gravity's).
+    """
+    gravity = [
+        F.avg(f"acc_{axis}_mean").over(by_time.rangeBetween(-GRAVITY_HORIZON_S, GRAVITY_HORIZON_S))
+        for axis in "xyz"
+    ]
+    variances = [F.col(f"acc_{axis}_std") ** 2 for axis in "xyz"]
+    weight = sum((g**2 for g in gravity), F.lit(0.0))
+    vertical = F.when(
+        weight > 0,
+        sum((g**2 * v for g, v in zip(gravity, variances, strict=True)), F.lit(0.0)) / weight,
+    )
+    acc = [F.col(f"acc_{axis}_mean") for axis in "xyz"]
+    cross = [
+        acc[(i + 1) % 3] * gravity[(i + 2) % 3] - acc[(i + 2) % 3] * gravity[(i + 1) % 3]
+        for i in range(3)
+    ]
+    level = F.when(weight > 0, F.sqrt(sum((c**2 for c in cross), F.lit(0.0)) / weight))
+    return vertical, level
 
 
 def statevector_features(
@@ -199,6 +230,10 @@ def statevector_features(
       when standing* (receivers with IMU fusion report the body's heading at
       rest, and an excavator swings on the spot), with its rolling mean over
       ``[-h, h]`` for ``h`` in :data:`ROTATION_HORIZONS`;
+    * ``horizontal_acc``: the mean acceleration's part off gravity's direction
+      (as for the lateral ratio): a swing's centripetal and tangential pull, a
+      start, a stop, told by the IMU whatever the GNSS noise; with its rolling
+      mean over ``[-h, h]`` for ``h`` in :data:`ROTATION_HORIZONS`;
     * ``heading_offset_60``: angle between the heading and its circular mean
       over ``[-60, 60]`` (an excavator dwells at the face, so the truck side is
       the far one, whichever way the truck stands);
@@ -285,18 +320,9 @@ def statevector_features(
         F.col("ts") + RUN_HORIZON_S,
     )
     last_stop = F.max(F.when(F.col("stopped") == 1.0, F.col("ts"))).over(run_behind)
-    # gravity's direction in the logger's frame: the mean acceleration over two minutes
-    gravity = [
-        F.avg(f"acc_{axis}_mean").over(by_time.rangeBetween(-GRAVITY_HORIZON_S, GRAVITY_HORIZON_S))
-        for axis in "xyz"
-    ]
-    variances = [F.col(f"acc_{axis}_std") ** 2 for axis in "xyz"]
-    weight = sum((g**2 for g in gravity), F.lit(0.0))
-    vertical = F.when(
-        weight > 0,
-        sum((g**2 * v for g, v in zip(gravity, variances, strict=True)), F.lit(0.0)) / weight,
-    )
+    vertical, level_acc = _against_gravity(by_time)
     horizontal = F.greatest(F.col("vibration_energy") - vertical, F.lit(0.0))
+    df = df.withColumn("horizontal_acc", level_acc)
     aggregates: dict[str, Column] = {
         "speed_change": F.col("speed") - F.avg("speed").over(lookback),
         "stop_duration": (run_last - run_first + 1).cast("double"),
@@ -320,6 +346,9 @@ def statevector_features(
 
     for h in ROTATION_HORIZONS:
         aggregates[f"rotation_mean_{h}"] = F.avg("rotation_rate").over(by_time.rangeBetween(-h, h))
+        aggregates[f"horizontal_acc_mean_{h}"] = F.avg("horizontal_acc").over(
+            by_time.rangeBetween(-h, h)
+        )
     for h in CONTEXT_HORIZONS:
         before, after = by_time.rangeBetween(-h, -1), by_time.rangeBetween(1, h)
         aggregates[f"vibration_max_before_{h}"] = F.max("vibration_energy").over(before)

@@ -55,7 +55,12 @@ def assert_the_sample_is_stored_and_logged(
     assert set(chosen) == {"training", "held_out", "forward"}
     assert max(chosen["training"].values()) < 1500 + 60
     assert sum(chosen["held_out"].values()) <= 3 * 3600 + 21_600
-    assert 0 < sample["rows"] <= sum(map(sum, (c.values() for c in chosen.values())))
+    # every chosen second with StateVectors, and each training one again per noisy copy
+    copies = sample["augment"]["copies"]
+    assert copies == 1
+    chosen_total = sum(map(sum, (c.values() for c in chosen.values())))
+    training = sum(chosen["training"].values())
+    assert chosen_total < sample["rows"] <= chosen_total + copies * training
     names = {i.dataset.name for i in run.inputs.dataset_inputs}
     assert "training_data v1" in names, names
 

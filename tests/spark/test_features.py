@@ -342,3 +342,15 @@ def test_features_do_not_depend_on_how_the_logger_is_mounted(spark: SparkSession
             )
     # the ratio sees the sideways shaking, as horizontal
     assert upright[60]["lateral_vibration_ratio"] > 3 * upright[10]["lateral_vibration_ratio"]
+
+
+def test_horizontal_acceleration_is_the_pull_off_gravity(spark: SparkSession) -> None:
+    # a standing excavator swings for 6 s: 0.3 m/s^2 of centripetal pull, sideways
+    rows = [row(t, speed=0.0, acc=(0.3 if 20 <= t < 26 else 0.0, 0.0, 9.81)) for t in range(60)]
+    out = features_by_ts(spark, rows)
+    # gravity's direction is the two-minute mean, which holds 6 of the 60 s of pull:
+    # tilted by 0.03 m/s^2 towards it, so the pull reads 0.27 and rest 0.03
+    assert out[22]["horizontal_acc"] == pytest.approx(0.27, rel=0.01)
+    assert out[5]["horizontal_acc"] == pytest.approx(0.03, rel=0.01)
+    assert out[22]["horizontal_acc_mean_2"] == pytest.approx(0.27, rel=0.01)
+    assert out[20]["horizontal_acc_mean_5"] < out[22]["horizontal_acc_mean_2"]

@@ -213,7 +213,7 @@ def test_features_near_the_chosen_seconds_equal_those_of_the_whole_history(
     cut_short = statevector_features(vectors_near(vectors, short)).toPandas()
     cut_short = cut_short.set_index(["machine_uuid", "ts"]).sort_index()
     assert not np.allclose(cut_short.loc[wanted].to_numpy(), full.loc[wanted].to_numpy())
-    assert FEATURE_REACH_S == 61
+    assert FEATURE_REACH_S == 65
 
 
 def test_the_training_set_holds_sampled_training_and_held_out_seconds(spark: SparkSession) -> None:
