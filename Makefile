@@ -45,7 +45,8 @@ bench-preprocess: setup
 	$(VENV)/bin/python bench/preprocess.py --machines 10 --days $(or $(DAYS),1)
 
 bench-train: stack-up
-	$(VENV)/bin/python bench/train.py --sizes $(or $(SIZES),3,6,12) --days $(or $(DAYS),1)
+	$(VENV)/bin/python bench/train.py --sizes $(or $(SIZES),3,6,12) --days $(or $(DAYS),1) \
+		--modes $(or $(MODES),sampled,full)
 
 # One `etl run` tick for one 10-minute wave of a fleet (after a first tick that trains).
 # models trained on day 1, judged on the next hours: later, noisier GNSS, other mounting

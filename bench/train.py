@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--cap", type=int, default=SampleParams().max_rows_per_class)
     parser.add_argument("--keep", help="work in this folder and keep it")
+    parser.add_argument(
+        "--modes", default="sampled,full", help="sampled, full or both (the baseline)"
+    )
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench-train-"))
@@ -99,6 +102,7 @@ def main() -> None:
         "sampled": {"max_rows_per_class": args.cap, "eval_seconds": None},
         "full": {"max_rows_per_class": None, "eval_seconds": None},
     }
+    modes = {k: v for k, v in modes.items() if k in args.modes.split(",")}
     lines, walls = [], []
     try:
         base = [ETL, "--config", str(write_config(root, name, assets, None))]
