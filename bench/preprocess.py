@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import yaml
+from common import embedded_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 ETL = str(ROOT / ".venv" / "bin" / "etl")
@@ -110,20 +111,7 @@ def write_config(root: Path, machines: int) -> Path:
         {"uuid": uuid, "type": kind}
         for uuid, kind in fleet_assets(SimulationSettings(machines=machines, seed=1))
     ]
-    config = {
-        "pipeline": {"name": "bench"},
-        "assets": assets,
-        "storage": {
-            "raw_url": f"file://{root}/raw",
-            "processed_url": f"file://{root}/processed",
-            "labels_url": f"file://{root}/labels",
-        },
-        "catalog": {"kind": "listing"},
-        "state": {"url": f"sqlite:///{root}/state.db"},
-        "preprocess": {"max_gap_s": 10},
-        "simulate": {"workers": 2},
-        "spark": {"master": "local[2]"},
-    }
+    config = embedded_pipeline(root, "bench", assets, preprocess={"max_gap_s": 10})
     path = root / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from common import ETL, ROOT, bench_env, run_etl
+from common import ETL, ROOT, bench_env, embedded_pipeline, run_etl
 
 START = datetime(2026, 1, 5, 6, tzinfo=UTC)
 WAVE_S = 600
@@ -40,26 +40,21 @@ def write_config(root: Path, machines: int, hours: float) -> Path:
         {"uuid": u, "type": kind}
         for u, kind in fleet_assets(SimulationSettings(machines=machines, seed=1))
     ]
-    config = {
-        "pipeline": {"name": name, "start_date": START.date().isoformat()},
-        "assets": assets,
-        "storage": {
-            "raw_url": f"file://{root}/raw",
-            "processed_url": f"file://{root}/processed",
-            "labels_url": f"file://{root}/labels",
-        },
-        "catalog": {"kind": "listing"},
-        "state": {"url": demo.state.url},
-        "results": {"url": demo.results.url, "schema": "bench_tick"},
-        "mlflow": {"tracking_uri": demo.mlflow.tracking_uri},
+    # files and the listing catalog, but the stack's state store, results and MLflow
+    config = embedded_pipeline(
+        root,
+        name,
+        assets,
+        pipeline={"name": name, "start_date": START.date().isoformat()},
+        state={"url": demo.state.url},
+        results={"url": demo.results.url, "schema": "bench_tick"},
+        mlflow={"tracking_uri": demo.mlflow.tracking_uri},
         # every type trains on the history the first tick sees
-        "training": {
+        training={
             "min_days": round(hours / 24 * 0.5, 4),
             "model": {"num_trees": 30, "max_depth": 10},
         },
-        "simulate": {"workers": 2},
-        "spark": {"master": "local[2]"},
-    }
+    )
     path = root / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -139,16 +139,17 @@ def noisy_copy(
     ts = out["ts"].to_numpy(dtype=np.int64)
     gps = out[list(_GPS)].to_numpy(dtype=np.float64, na_value=np.nan)
     known = np.isfinite(gps).all(axis=1)
+    (gps_low, gps_high), (speed_low, speed_high) = augment.gps_noise_m, augment.speed_noise_mps
     for part in _stretches(ts):
         rows = np.flatnonzero(known[part]) + part.start
         if rows.size < 2:
             continue
         rng = _rng(seed, machine, copy, int(ts[part.start]))
-        level = rng.uniform()
-        low, high = augment.gps_noise_m
-        slow, shigh = augment.speed_noise_mps
+        level = rng.uniform()  # the same share of both ranges: one receiver's quality
+        gps_noise = gps_low + level * (gps_high - gps_low)
+        speed_noise = speed_low + level * (speed_high - speed_low)
         fixes = np.vstack([ts[rows].astype(np.float64), gps[rows].T])
-        raw = noisy_fixes(fixes, low + level * (high - low), slow + level * (shigh - slow), rng)
+        raw = noisy_fixes(fixes, gps_noise, speed_noise, rng)
         smoothed, _ = denoise_fixes(raw, denoise)
         for name, values in _back_on_seconds(smoothed, ts[rows].astype(np.float64)).items():
             out.loc[rows, name] = values

@@ -263,6 +263,11 @@ def reach(chosen: Any) -> dict[str, tuple[tuple[float, float], ...]]:
     return {m: merge_intervals(s) for m, s in spans.items()}
 
 
+def _seconds_in(stretches: Mapping[str, tuple[tuple[float, float], ...]]) -> int:
+    """Seconds the stretches of :func:`reach` cover (inclusive ends)."""
+    return sum(int(last - first + 1) for spans in stretches.values() for first, last in spans)
+
+
 def vectors_near(
     vectors: DataFrame, stretches: Mapping[str, tuple[tuple[float, float], ...]]
 ) -> DataFrame:
@@ -362,7 +367,7 @@ def training_set(
     )
     features = statevector_features(vectors_near(vectors, stretches))
     rows = features.join(seconds, ["machine_uuid", "ts"])
-    span = sum(int(last - first + 1) for spans in stretches.values() for first, last in spans)
+    span = _seconds_in(stretches)
     if augment is not None and augment.copies > 0:
         noisy, noisy_span = _noisy_rows(
             vectors,
@@ -404,8 +409,7 @@ def _noisy_rows(
     )
     noisy = noisy_vectors(vectors_near(vectors, stretches), augment, denoise, seed)
     rows = statevector_features(noisy).join(noisy_seconds, ["machine_uuid", "ts"])
-    span = sum(int(last - first + 1) for spans in stretches.values() for first, last in spans)
-    return rows, span * augment.copies
+    return rows, _seconds_in(stretches) * augment.copies
 
 
 def training_data_url(version_url: str) -> str:

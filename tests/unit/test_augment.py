@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from etl.config import AugmentParams
 from etl.preprocess.denoise import METRES_PER_DEGREE, DenoiseParams, local_metres
@@ -90,4 +89,6 @@ def test_unknown_gps_stays_unknown_and_each_stretch_draws_its_level() -> None:
         np.std((copy["speed"].to_numpy() - gapped["speed"].to_numpy())[part & moving])
         for part in (before.to_numpy(), after.to_numpy())
     ]
-    assert errors[0] != pytest.approx(errors[1], rel=0.05)
+    # seed 3 draws levels 0.47 and 0.03 of the ranges: one level per machine would
+    # leave both stretches with errors of one size
+    assert errors[0] > 3 * errors[1]

@@ -85,10 +85,14 @@ def test_a_steady_crawl_is_not_taken_for_noise() -> None:
 
 
 def test_a_turning_machine_is_not_held_at_rest() -> None:
-    """An antenna circling on a turning body (a swing) moves though its track's line barely does."""
+    """An antenna circling on a turning body (a swing) moves though its track's line barely does.
+
+    At 0.4 m/s both the track's slope and the GNSS speed stay below the standstill
+    threshold: only the turning heading tells that the machine moves.
+    """
     rng = np.random.default_rng(9)
     tg = jittered(0, 300, 1.0, rng)
-    radius, omega = 2.0, 0.5  # 1 m/s along the circle
+    radius, omega = 2.0, 0.2  # 0.4 m/s along the circle, 11.5 degrees/s
     angle = omega * tg
     gps = gps_frame(
         tg,
@@ -98,4 +102,4 @@ def test_a_turning_machine_is_not_held_at_rest() -> None:
         np.degrees(angle) % 360.0,
     )
     out = resample(gps, imu_frame(jittered(0, 300, 10.0, rng)))
-    assert out["speed"].iloc[30:-30].median() == pytest.approx(1.0, abs=0.15)
+    assert out["speed"].iloc[30:-30].median() == pytest.approx(0.4, abs=0.1)
